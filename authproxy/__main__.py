@@ -1,0 +1,3 @@
+from authproxy.cli.main import main
+
+raise SystemExit(main())

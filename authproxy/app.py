@@ -1,0 +1,92 @@
+"""The application factory: it wires the parts together and decides nothing itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from authproxy import appkeys as K
+from authproxy.accounting import UsageWriter
+from authproxy.auth import ApiKeyAuthenticator
+from authproxy.client_address import ClientAddress
+from authproxy.config import Config
+from authproxy.endpoints import FORWARDED, MODELS_PATH
+from authproxy.forward import Forwarder
+from authproxy.info_handlers import healthz, list_models, readyz
+from authproxy.key_index import KeyIndex
+from authproxy.keys import KeyHasher
+from authproxy.middleware import auth_middleware, gateway_middleware
+from authproxy.policy import Policy
+from authproxy.proxy_handlers import make_handler
+from authproxy.secret import load_or_create_secret
+from authproxy.store import open_store
+from authproxy.store_watch import StoreWatch
+from authproxy.upstreams import ModelCatalog, Upstream
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[K.CONFIG]
+    secret = load_or_create_secret(config.secret_path)
+    store = await open_store(config.db_path)
+    app[K.STORE] = store
+    index = KeyIndex(store=store, hasher=KeyHasher(secret=secret))
+    catalog = ModelCatalog(
+        upstreams=[Upstream.from_config(u) for u in config.upstreams], store=store
+    )
+    watch = StoreWatch(store=store)
+    watch.subscribe(index.reload)
+    watch.subscribe(catalog.reload)
+    app[K.KEY_INDEX] = index
+    app[K.CATALOG] = catalog
+    app[K.WATCH] = watch
+    app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index),)
+    try:
+        async with watch.running():
+            yield
+    finally:
+        await store.close()
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[K.CONFIG]
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
+        app[K.SESSION] = session
+        app[K.FORWARDER] = Forwarder(session=session, timeouts=config.timeouts)
+        async with app[K.CATALOG].discovering(session, config.discover_interval):
+            yield
+
+
+async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
+    writer = UsageWriter(store=app[K.STORE], take_last_used=app[K.KEY_INDEX].take_last_used)
+    app[K.USAGE] = writer
+    async with writer.running():
+        yield
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[gateway_middleware, auth_middleware],
+        client_max_size=config.max_request_bytes,
+        handler_args={"max_field_size": 16384},
+    )
+    app[K.CONFIG] = config
+    app[K.POLICY] = Policy(roles=config.roles)
+    app[K.CLIENT_ADDRESS] = ClientAddress(trusted_proxies=config.trusted_proxies)
+    # Order matters: on shutdown they close in reverse, so usage is flushed before the store.
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_client_ctx)
+    app.cleanup_ctx.append(_usage_ctx)
+    for path, endpoint in FORWARDED.items():
+        app.router.add_post(path, make_handler(endpoint))
+    app.router.add_get(MODELS_PATH, list_models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,39 @@
+"""Typed keys for everything the application and a request carry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiohttp
+from aiohttp import web
+
+from authproxy.accounting import UsageWriter
+from authproxy.auth import Authenticator
+from authproxy.client_address import ClientAddress
+from authproxy.config import Config
+from authproxy.forward import Forwarder, Outcome
+from authproxy.key_index import KeyIndex
+from authproxy.policy import Policy
+from authproxy.principal import Principal
+from authproxy.store.base import Store
+from authproxy.store_watch import StoreWatch
+from authproxy.upstreams import ModelCatalog
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+KEY_INDEX = web.AppKey("key_index", KeyIndex)
+WATCH = web.AppKey("store_watch", StoreWatch)
+POLICY = web.AppKey("policy", Policy)
+CATALOG = web.AppKey("catalog", ModelCatalog)
+SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+USAGE = web.AppKey("usage_writer", UsageWriter)
+AUTHENTICATORS = web.AppKey("authenticators", Sequence[Authenticator])
+CLIENT_ADDRESS = web.AppKey("client_address", ClientAddress)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT = web.RequestKey("client", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+OUTCOME = web.RequestKey("outcome", Outcome)
+MODEL = web.RequestKey("model", str)
+UPSTREAM_NAME = web.RequestKey("upstream", str)

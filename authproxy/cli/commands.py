@@ -1,0 +1,181 @@
+"""The CLI's commands: each one opens the store, calls the admin service, prints."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+
+import aiohttp
+
+from authproxy.admin import AdminError, AdminService
+from authproxy.cli.output import as_json, table, when
+from authproxy.clock import now, parse_duration
+from authproxy.config import Config
+from authproxy.keys import KeyHasher
+from authproxy.secret import load_or_create_secret
+from authproxy.store import open_store
+from authproxy.store.records import ApiKey
+from authproxy.upstreams import Upstream, discover
+
+
+def _actor() -> str:
+    try:
+        who = getpass.getuser()
+    except Exception:
+        who = str(os.getuid())
+    return f"cli:{who}"
+
+
+@asynccontextmanager
+async def admin_service(config: Config, *, create: bool = False) -> AsyncIterator[AdminService]:
+    if not create and not config.db_path.exists():
+        raise AdminError(f"no database at {config.db_path}; run `authproxy init` first")
+    secret = load_or_create_secret(config.secret_path, create=create)
+    store = await open_store(config.db_path)
+    try:
+        yield AdminService(
+            store=store,
+            hasher=KeyHasher(secret=secret),
+            config=config,
+            actor=_actor(),
+            source="local",
+        )
+    finally:
+        await store.close()
+
+
+def _key_row(k: ApiKey) -> list[object]:
+    t = now()
+    if k.revoked_at is not None:
+        status = "revoked"
+    elif k.expires_at is not None and k.expires_at <= t:
+        status = "expired"
+    else:
+        status = "active"
+    return [
+        k.id,
+        k.user_name,
+        k.prefix + "…",
+        k.label,
+        when(k.created_at),
+        when(k.expires_at),
+        when(k.last_used_at),
+        status,
+    ]
+
+
+async def cmd_init(config: Config, args: argparse.Namespace) -> None:
+    async with admin_service(config, create=True) as admin:
+        new = await admin.init_admin(args.name)
+    print(new.secret)
+    print(
+        f"created admin {args.name!r} in {config.data_dir}; the key above is shown only once",
+        file=sys.stderr,
+    )
+
+
+async def cmd_users(config: Config, args: argparse.Namespace) -> None:
+    async with admin_service(config) as admin:
+        if args.action == "add":
+            user = await admin.add_user(args.name, role=args.role, email=args.email)
+            print(f"added user {user.name} (role {user.role})")
+        elif args.action in ("disable", "enable"):
+            user = await admin.set_disabled(args.name, args.action == "disable")
+            print(f"{args.action}d user {user.name}")
+        elif args.action == "role":
+            user = await admin.set_role(args.name, args.role)
+            print(f"user {user.name} now has role {user.role}")
+        else:
+            users = await admin.list_users()
+            if args.json:
+                as_json([asdict(u) for u in users])
+                return
+            table(
+                ["name", "role", "email", "status", "created"],
+                [
+                    [
+                        u.name,
+                        u.role,
+                        u.email,
+                        "disabled" if u.disabled else "active",
+                        when(u.created_at),
+                    ]
+                    for u in users
+                ],
+            )
+
+
+async def cmd_keys(config: Config, args: argparse.Namespace) -> None:
+    async with admin_service(config) as admin:
+        if args.action == "create":
+            expires = parse_duration(args.expires) if args.expires else None
+            new = await admin.create_key(args.user, label=args.label, expires_in=expires)
+            print(new.secret)
+        elif args.action == "revoke":
+            record = await admin.revoke_key(args.key_id)
+            print(f"revoked key {record.id} ({record.prefix}…) of {record.user_name}")
+        else:
+            keys = await admin.list_keys(args.user)
+            if args.json:
+                as_json([asdict(k) for k in keys])
+                return
+            table(
+                ["id", "user", "prefix", "label", "created", "expires", "last used", "status"],
+                [_key_row(k) for k in keys],
+            )
+
+
+async def cmd_models(config: Config, args: argparse.Namespace) -> None:
+    async with admin_service(config) as admin:
+        if args.action in ("enable", "disable"):
+            await admin.set_model_enabled(args.name, args.action == "enable")
+            print(f"{args.action}d model {args.name}")
+            return
+        settings = {s.name: s.enabled for s in await admin.model_settings()}
+    upstreams = [Upstream.from_config(u) for u in config.upstreams]
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(discover(session, u, 3.0) for u in upstreams if u.discover))
+    names = sorted({m for u in upstreams for m in u.models} | set(settings))
+    rows = []
+    for name in names:
+        served = ",".join(u.name for u in upstreams if name in u.models) or "-"
+        rows.append({"model": name, "upstreams": served, "enabled": settings.get(name, True)})
+    if args.json:
+        as_json(rows)
+        return
+    table(
+        ["model", "upstreams", "status"],
+        [[r["model"], r["upstreams"], "enabled" if r["enabled"] else "disabled"] for r in rows],
+    )
+    unreachable = [u.name for u in upstreams if u.discover and u.reachable is False]
+    if unreachable:
+        print(f"(could not ask {', '.join(unreachable)} for its models)")
+
+
+async def cmd_usage(config: Config, args: argparse.Namespace) -> None:
+    since = now() - parse_duration(args.since)
+    async with admin_service(config) as admin:
+        rows = await admin.usage(since=since, user_name=args.user)
+    if args.json:
+        as_json([asdict(r) for r in rows])
+        return
+    table(
+        ["user", "model", "requests", "prompt tokens", "completion tokens", "total"],
+        [
+            [
+                r.user_name,
+                r.model,
+                r.requests,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.prompt_tokens + r.completion_tokens,
+            ]
+            for r in rows
+        ],
+    )

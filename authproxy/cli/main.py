@@ -1,0 +1,125 @@
+"""``authproxy``: the command line. Bad input ends with one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from authproxy.admin import AdminError
+from authproxy.cli import commands
+from authproxy.config import Config, ConfigError, load_config
+from authproxy.secret import SecretFileError
+from authproxy.store.base import StoreError
+
+Command = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="the YAML config (default: $AUTHPROXY_CONFIG, ./authproxy.yaml,"
+        " else the embedded defaults)",
+    )
+    p = argparse.ArgumentParser(
+        prog="authproxy", parents=[common], description="Auth gateway for self-hosted LLM engines."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("serve", parents=[common], help="run the gateway")
+    init = sub.add_parser(
+        "init",
+        parents=[common],
+        help="create data dir, database, secret and the first admin; print its key",
+    )
+    init.add_argument("--name", default="admin", help="the first admin's user name")
+    sub.add_parser("check-config", parents=[common], help="validate the config and exit")
+
+    users = sub.add_parser("users", parents=[common], help="manage users")
+    u = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = u.add_parser("add", parents=[common], help="add a user")
+    add.add_argument("name")
+    add.add_argument("--role", default=None)
+    add.add_argument("--email", default=None)
+    ul = u.add_parser("list", parents=[common], help="list users")
+    ul.add_argument("--json", action="store_true")
+    for action in ("disable", "enable"):
+        a = u.add_parser(action, parents=[common], help=f"{action} a user")
+        a.add_argument("name")
+    role = u.add_parser("role", parents=[common], help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role")
+
+    keys = sub.add_parser("keys", parents=[common], help="manage API keys")
+    k = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    kc = k.add_parser("create", parents=[common], help="create a key; prints only the key")
+    kc.add_argument("user")
+    kc.add_argument("--label", default=None)
+    kc.add_argument("--expires", default=None, metavar="DURATION", help="e.g. 30d, 12h")
+    kl = k.add_parser("list", parents=[common], help="list keys")
+    kl.add_argument("user", nargs="?")
+    kl.add_argument("--json", action="store_true")
+    kr = k.add_parser("revoke", parents=[common], help="revoke a key by its id")
+    kr.add_argument("key_id", type=int)
+
+    models = sub.add_parser("models", parents=[common], help="list, enable, disable models")
+    m = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ml = m.add_parser("list", parents=[common], help="configured and discovered models")
+    ml.add_argument("--json", action="store_true")
+    for action in ("enable", "disable"):
+        a = m.add_parser(action, parents=[common], help=f"{action} a model")
+        a.add_argument("name")
+
+    usage = sub.add_parser("usage", parents=[common], help="tokens and requests per user")
+    usage.add_argument("user", nargs="?")
+    usage.add_argument("--since", default="7d", metavar="DURATION")
+    usage.add_argument("--json", action="store_true")
+    return p
+
+
+COMMANDS: dict[str, Command] = {
+    "init": commands.cmd_init,
+    "users": commands.cmd_users,
+    "keys": commands.cmd_keys,
+    "models": commands.cmd_models,
+    "usage": commands.cmd_usage,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        if args.command == "check-config":
+            print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        else:
+            print(f"authproxy: config {exc.source}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 1
+    if args.command == "check-config":
+        print(f"ok: {len(config.upstreams)} upstream(s), roles {', '.join(config.roles)}")
+        return 0
+    if args.command == "serve":
+        from authproxy.serve import serve
+
+        try:
+            serve(config)
+        except (OSError, StoreError, SecretFileError) as exc:
+            print(f"authproxy: cannot start: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    logging.getLogger("authproxy").setLevel(logging.ERROR)  # commands say what failed themselves
+    try:
+        asyncio.run(COMMANDS[args.command](config, args))
+    except (AdminError, StoreError, SecretFileError, ValueError) as exc:
+        print(f"authproxy: {exc}", file=sys.stderr)
+        return 1
+    return 0

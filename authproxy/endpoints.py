@@ -1,0 +1,30 @@
+"""The paths the gateway serves, by raw path. Anything not listed here is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authproxy.usage_parse import Dialect
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str
+    dialect: Dialect
+    can_stream: bool
+    takes_stream_options: bool  # accepts stream_options.include_usage (OpenAI streams)
+
+
+FORWARDED: dict[str, Endpoint] = {
+    e.path: e
+    for e in (
+        Endpoint("/v1/chat/completions", "openai", True, True),
+        Endpoint("/v1/completions", "openai", True, True),
+        Endpoint("/v1/embeddings", "openai", False, False),
+        Endpoint("/v1/messages", "anthropic", True, False),
+    )
+}
+
+MODELS_PATH = "/v1/models"
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, *PUBLIC_PATHS})

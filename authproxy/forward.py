@@ -1,0 +1,208 @@
+"""Forwarding one authorized request to one upstream, streaming without buffering.
+
+The client never chooses the upstream URL (it is the endpoint's canonical path on the
+configured base), redirects are never followed, client credentials never leave, and a client
+that goes away closes the upstream request at once so the engine frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from authproxy.config import Timeouts
+from authproxy.endpoints import Endpoint
+from authproxy.errors import UpstreamError, UpstreamTimeout
+from authproxy.headers import client_response_headers, upstream_request_headers
+from authproxy.request_body import PreparedRequest
+from authproxy.upstreams import Upstream
+from authproxy.usage_parse import SseRelay, Tokens, usage_from_body
+
+log = logging.getLogger("authproxy.forward")
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened, for the usage row and the access log (filled in as the request goes)."""
+
+    status: int = 0
+    tokens: Tokens | None = None
+    estimated_completion: int = 0
+    ttft_ms: float | None = None
+    error: str | None = None
+
+
+def _error_event(message: str, code: str) -> bytes:
+    body = {"error": {"message": message, "type": "upstream_error", "code": code}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+class Forwarder:
+    def __init__(self, *, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
+        self._session = session
+        self._timeouts = timeouts
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+        )
+
+    async def forward(
+        self,
+        request: web.Request,
+        *,
+        endpoint: Endpoint,
+        prepared: PreparedRequest,
+        upstream: Upstream,
+        request_id: str,
+        outcome: Outcome,
+        started: float,
+    ) -> web.StreamResponse:
+        headers = upstream_request_headers(
+            request.headers, upstream_auth=upstream.auth_headers(), request_id=request_id
+        )
+        upstream.outstanding += 1
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            try:
+                resp = await self._session.post(
+                    upstream.url + endpoint.path,
+                    data=prepared.body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=self._client_timeout,
+                )
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"upstream {upstream.name} did not answer within the timeout"
+                ) from None
+            except aiohttp.ClientError as exc:
+                upstream.reachable = False
+                upstream.last_error = str(exc) or type(exc).__name__
+                raise UpstreamError(f"upstream {upstream.name} is unreachable") from None
+            upstream.reachable = True
+            if 300 <= resp.status < 400:
+                raise UpstreamError(
+                    f"upstream {upstream.name} answered with a redirect, which is never followed",
+                    code="upstream_redirect",
+                )
+            if resp.status >= 400:
+                return await self._relay_error(resp, upstream, outcome, started)
+            if resp.content_type == "text/event-stream":
+                return await self._relay_stream(request, resp, endpoint, prepared, outcome, started)
+            return await self._relay_body(resp, endpoint, outcome, started)
+        finally:
+            upstream.outstanding -= 1
+            if resp is not None:
+                resp.close()  # never back into the pool half-read: the engine sees the close
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+        try:
+            async with asyncio.timeout(self._timeouts.idle):
+                if limit is None:
+                    return await resp.read()
+                return await resp.content.read(limit)
+        except TimeoutError:
+            raise UpstreamTimeout("upstream stalled while sending its answer") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("upstream closed the connection mid-answer") from None
+
+    async def _relay_body(
+        self,
+        resp: aiohttp.ClientResponse,
+        endpoint: Endpoint,
+        outcome: Outcome,
+        started: float,
+    ) -> web.Response:
+        body = await self._read_body(resp, None)
+        outcome.tokens = usage_from_body(body, endpoint.dialect)
+        outcome.status = resp.status
+        outcome.ttft_ms = (time.perf_counter() - started) * 1000
+        return web.Response(
+            status=resp.status, body=body, headers=client_response_headers(resp.headers)
+        )
+
+    async def _relay_error(
+        self,
+        resp: aiohttp.ClientResponse,
+        upstream: Upstream,
+        outcome: Outcome,
+        started: float,
+    ) -> web.Response:
+        body = await self._read_body(resp, MAX_ERROR_BODY)
+        outcome.ttft_ms = (time.perf_counter() - started) * 1000
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
+            # The engine's own OpenAI-shaped error (a bad parameter, a context overflow): relay.
+            outcome.status = resp.status
+            outcome.error = "upstream_error_relayed"
+            return web.Response(
+                status=resp.status, body=body, headers=client_response_headers(resp.headers)
+            )
+        raise UpstreamError(
+            f"upstream {upstream.name} failed with HTTP {resp.status}", code="upstream_error"
+        )
+
+    async def _relay_stream(
+        self,
+        request: web.Request,
+        resp: aiohttp.ClientResponse,
+        endpoint: Endpoint,
+        prepared: PreparedRequest,
+        outcome: Outcome,
+        started: float,
+    ) -> web.StreamResponse:
+        relay = SseRelay(dialect=endpoint.dialect, strip_usage=prepared.strip_usage)
+        out = web.StreamResponse(status=resp.status, headers=client_response_headers(resp.headers))
+        out.headers["Cache-Control"] = "no-cache"
+        out.headers["X-Accel-Buffering"] = "no"
+        outcome.status = resp.status
+        outcome.tokens = relay.tokens
+        await out.prepare(request)
+        loop = asyncio.get_running_loop()
+        idle = self._timeouts.idle
+        try:
+            async with asyncio.timeout(loop.time() + idle) as deadline:
+                async for chunk in resp.content.iter_any():
+                    deadline.reschedule(loop.time() + idle)
+                    data = relay.feed(chunk)
+                    if data:
+                        if outcome.ttft_ms is None:
+                            outcome.ttft_ms = (time.perf_counter() - started) * 1000
+                        await out.write(data)
+            tail = relay.finish()
+            if tail:
+                await out.write(tail)
+            if not relay.done:
+                outcome.error = "upstream_cut_off"
+                await out.write(
+                    _error_event("the engine ended the stream early", "upstream_cut_off")
+                )
+        except TimeoutError:
+            outcome.error = "upstream_stalled"
+            await out.write(
+                _error_event(f"the engine sent nothing for {idle:g}s", "upstream_timeout")
+            )
+        except aiohttp.ClientError:
+            outcome.error = "upstream_cut_off"
+            await out.write(_error_event("the engine closed the stream early", "upstream_cut_off"))
+        except (ConnectionResetError, asyncio.CancelledError):
+            outcome.error = "client_disconnected"
+            outcome.estimated_completion = relay.content_events
+            raise
+        finally:
+            outcome.estimated_completion = relay.content_events
+        try:
+            await out.write_eof()
+        except ConnectionResetError:
+            outcome.error = "client_disconnected"
+        return out

@@ -1,0 +1,118 @@
+"""The two middlewares: the outer one gives every request an id, maps every error to the one
+OpenAI error shape and writes the access log line; the inner one authenticates on the raw path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from authproxy import appkeys as K
+from authproxy.auth import authenticate
+from authproxy.endpoints import KNOWN_PATHS, PUBLIC_PATHS
+from authproxy.errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
+from authproxy.forward import Outcome
+
+log = logging.getLogger("authproxy")
+access_log = logging.getLogger("authproxy.access")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def error_response(exc: GatewayError, request_id: str | None = None) -> web.Response:
+    headers = dict(exc.headers)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return web.json_response(exc.body(), status=exc.status, headers=headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> GatewayError:
+    if exc.status == 413:
+        return PayloadTooLarge("the request body is larger than max_request_mb allows")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed: {exc.text or ''}".strip())
+    if exc.status == 404:
+        return NotFound("no such path")
+    error = GatewayError(exc.reason or "error", code=f"http_{exc.status}")
+    error.status = exc.status
+    error.type = "invalid_request_error" if exc.status < 500 else "server_error"
+    return error
+
+
+def raw_path(request: web.Request) -> str:
+    return request.raw_path.split("?", 1)[0]
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request[K.REQUEST_ID] = request_id
+    request[K.CLIENT] = request.app[K.CLIENT_ADDRESS].of(request)
+    outcome = Outcome()
+    request[K.OUTCOME] = outcome
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            raise _from_http_exception(exc) from None
+        response.headers.setdefault("X-Request-Id", request_id)
+        status = response.status
+        return response
+    except GatewayError as exc:
+        status = exc.status
+        outcome.error = outcome.error or exc.code
+        return error_response(exc, request_id)
+    except Exception:
+        log.exception("unhandled error (request %s)", request_id)
+        status = 500
+        return error_response(GatewayError("internal error"), request_id)
+    finally:
+        _log_access(request, request_id, status, started, outcome)
+
+
+def _log_access(
+    request: web.Request, request_id: str, status: int, started: float, outcome: Outcome
+) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    principal = request.get(K.PRINCIPAL)
+    tokens = outcome.tokens
+    line = {
+        "ts": round(time.time(), 3),
+        "request_id": request_id,
+        "client": request.get(K.CLIENT),
+        "method": request.method,
+        "path": raw_path(request)[:200],
+        "status": status,
+        "user": principal.user_name if principal else None,
+        "model": request.get(K.MODEL),
+        "upstream": request.get(K.UPSTREAM_NAME),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "ttft_ms": round(outcome.ttft_ms, 2) if outcome.ttft_ms is not None else None,
+        "prompt_tokens": tokens.prompt if tokens else None,
+        "completion_tokens": tokens.completion if tokens else None,
+        "error": outcome.error,
+    }
+    access_log.info(json.dumps(line, separators=(",", ":")))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = raw_path(request)
+    if path in PUBLIC_PATHS:
+        return await handler(request)
+    request[K.PRINCIPAL] = await authenticate(request, request.app[K.AUTHENTICATORS])
+    if path not in KNOWN_PATHS:
+        raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
+    return await handler(request)

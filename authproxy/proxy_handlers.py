@@ -1,0 +1,110 @@
+"""The forwarded endpoints: authorize the model, pick its upstream, forward, account."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from authproxy import appkeys as K
+from authproxy.clock import now
+from authproxy.endpoints import Endpoint
+from authproxy.errors import NotFound, PermissionDenied
+from authproxy.forward import Outcome
+from authproxy.principal import Principal
+from authproxy.request_body import PreparedRequest, prepare
+from authproxy.store.records import UsageRow
+from authproxy.usage_parse import estimate_prompt_tokens
+
+
+def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
+    policy = app[K.POLICY]
+    catalog = app[K.CATALOG]
+    if not policy.knows_role(principal.role):
+        raise PermissionDenied(
+            f"role {principal.role!r} is not configured on this gateway", code="unknown_role"
+        )
+    if not catalog.serving(model):
+        raise NotFound(f"the model {model!r} does not exist", code="model_not_found")
+    if not policy.may_use(principal.role, model):
+        raise PermissionDenied(f"you may not use the model {model!r}", code="model_not_allowed")
+
+
+def usage_row(
+    *,
+    request_id: str,
+    principal: Principal,
+    endpoint: Endpoint,
+    prepared: PreparedRequest,
+    upstream: str,
+    outcome: Outcome,
+    started: float,
+) -> UsageRow:
+    tokens = outcome.tokens
+    prompt = tokens.prompt if tokens else None
+    completion = tokens.completion if tokens else None
+    source = "engine" if (tokens and tokens.known) else "none"
+    if completion is None and outcome.estimated_completion:
+        completion, source = outcome.estimated_completion, "estimated"
+    if prompt is None and source == "estimated":
+        prompt = estimate_prompt_tokens(prepared.parsed)
+    return UsageRow(
+        ts=now(),
+        request_id=request_id,
+        user_id=principal.user_id,
+        key_id=principal.key_id,
+        model=prepared.model,
+        upstream=upstream,
+        endpoint=endpoint.path,
+        status=outcome.status or 499,
+        prompt_tokens=prompt or 0,
+        completion_tokens=completion or 0,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        ttft_ms=outcome.ttft_ms,
+        stream=prepared.stream,
+        usage_source=source,
+    )
+
+
+def make_handler(endpoint: Endpoint) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        principal = request[K.PRINCIPAL]
+        prepared = prepare(endpoint, await request.read())
+        request[K.MODEL] = prepared.model
+        authorize_model(app, principal, prepared.model)
+        upstream = app[K.CATALOG].pick(prepared.model)
+        if upstream is None:  # disabled between the check and now
+            raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
+        request[K.UPSTREAM_NAME] = upstream.name
+        outcome = request[K.OUTCOME]
+        started = time.perf_counter()
+        try:
+            return await app[K.FORWARDER].forward(
+                request,
+                endpoint=endpoint,
+                prepared=prepared,
+                upstream=upstream,
+                request_id=request[K.REQUEST_ID],
+                outcome=outcome,
+                started=started,
+            )
+        except BaseException as exc:
+            if not outcome.status:
+                outcome.status = getattr(exc, "status", 499)
+            raise
+        finally:
+            app[K.USAGE].record(
+                usage_row(
+                    request_id=request[K.REQUEST_ID],
+                    principal=principal,
+                    endpoint=endpoint,
+                    prepared=prepared,
+                    upstream=upstream.name,
+                    outcome=outcome,
+                    started=started,
+                )
+            )
+
+    return handle

@@ -1,0 +1,50 @@
+"""Checking and preparing the JSON body of a forwarded request."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from authproxy.endpoints import Endpoint
+from authproxy.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    body: bytes  # what goes upstream
+    parsed: dict[str, Any]
+    model: str
+    stream: bool
+    strip_usage: bool  # the gateway asked for stream usage the client did not want
+
+
+def prepare(endpoint: Endpoint, raw: bytes) -> PreparedRequest:
+    if not raw:
+        raise BadRequest("the request body is empty; send a JSON object", code="invalid_json")
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(parsed, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    model = parsed.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("`model` is required and must be a string", code="missing_model")
+    stream = parsed.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("`stream` must be true or false", code="invalid_stream")
+    if stream and not endpoint.can_stream:
+        raise BadRequest(f"{endpoint.path} does not stream", code="invalid_stream")
+
+    strip_usage = False
+    body = raw
+    if stream and endpoint.takes_stream_options:
+        options = parsed.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise BadRequest("`stream_options` must be an object", code="invalid_stream_options")
+        if not (options or {}).get("include_usage"):
+            strip_usage = True
+            parsed = {**parsed, "stream_options": {**(options or {}), "include_usage": True}}
+            body = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
+    return PreparedRequest(body, parsed, model, stream, strip_usage)

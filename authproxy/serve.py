@@ -1,0 +1,74 @@
+"""Running the gateway: uvloop where available, graceful drain on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from authproxy import appkeys as K
+from authproxy.app import build_app
+from authproxy.config import Config
+
+log = logging.getLogger("authproxy")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The access log line is JSON already; print it bare.
+    access = logging.getLogger("authproxy.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+async def run(config: Config, *, ready_message: bool = True) -> None:
+    app = build_app(config)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=config.shutdown_grace,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_message:
+        _announce(app, runner)
+    await stop.wait()
+    log.info("shutting down: draining open requests (up to %gs)", config.shutdown_grace)
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def _announce(app: web.Application, runner: web.AppRunner) -> None:
+    addresses = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses if len(a) >= 2)
+    catalog = app[K.CATALOG]
+    models = ", ".join(catalog.enabled_models()) or "none yet"
+    log.info("authproxy listening on %s (models: %s)", addresses, models)
+    if len(app[K.KEY_INDEX]) == 0:
+        log.info(
+            "no API keys yet: run `authproxy init` to create the first admin and print its key"
+        )
+
+
+def serve(config: Config) -> None:
+    setup_logging(config.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(run(config))
+    else:
+        uvloop.run(run(config))

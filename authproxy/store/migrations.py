@@ -1,0 +1,98 @@
+"""Numbered schema migrations, tracked in ``PRAGMA user_version``.
+
+Append new ones; never edit one that shipped.
+"""
+
+from __future__ import annotations
+
+# Every change to who may use what bumps meta.auth_epoch from inside the database, so a running
+# gateway notices edits made by any process (CLI, TUI, another replica) with one cheap poll.
+_EPOCH = "UPDATE meta SET value = value + 1 WHERE name = 'auth_epoch';"
+
+
+def _bump(table: str, event: str) -> str:
+    name = f"{table}_{event.split()[0].lower()}"
+    return f"CREATE TRIGGER epoch_{name} AFTER {event} ON {table} BEGIN {_EPOCH} END"
+
+
+MIGRATIONS: list[list[str]] = [
+    # 1: users, keys, models, quotas, usage, audit
+    [
+        """CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+        """INSERT INTO meta (name, value) VALUES ('auth_epoch', 0)""",
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            email TEXT,
+            role TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            password_hash TEXT,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            key_hash BLOB NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            label TEXT,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            last_used_at REAL
+        )""",
+        """CREATE INDEX api_keys_user ON api_keys(user_id)""",
+        """CREATE TABLE models (
+            name TEXT PRIMARY KEY,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE quotas (
+            user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            requests_per_minute INTEGER,
+            max_concurrent INTEGER,
+            tokens_per_day INTEGER,
+            tokens_per_month INTEGER
+        )""",
+        """CREATE TABLE usage (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            request_id TEXT NOT NULL,
+            user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+            model TEXT,
+            upstream TEXT,
+            endpoint TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            duration_ms REAL NOT NULL,
+            ttft_ms REAL,
+            stream INTEGER NOT NULL,
+            usage_source TEXT NOT NULL
+        )""",
+        """CREATE INDEX usage_user_ts ON usage(user_id, ts)""",
+        """CREATE INDEX usage_ts ON usage(ts)""",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT,
+            source TEXT
+        )""",
+        """CREATE INDEX audit_ts ON audit(ts)""",
+        _bump("api_keys", "INSERT"),
+        _bump("api_keys", "UPDATE OF revoked_at, expires_at, user_id, key_hash"),
+        _bump("api_keys", "DELETE"),
+        _bump("users", "INSERT"),
+        _bump("users", "UPDATE OF role, disabled, name"),
+        _bump("users", "DELETE"),
+        _bump("models", "INSERT"),
+        _bump("models", "UPDATE"),
+        _bump("models", "DELETE"),
+        _bump("quotas", "INSERT"),
+        _bump("quotas", "UPDATE"),
+        _bump("quotas", "DELETE"),
+    ],
+]

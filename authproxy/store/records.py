@@ -1,0 +1,83 @@
+"""Plain records the store hands out; the request path sees only these, never rows or SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    role: str
+    email: str | None
+    disabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    user_id: int
+    user_name: str
+    prefix: str
+    label: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    """One usable key in the gateway's in-memory index (hash -> who)."""
+
+    key_hash: bytes
+    key_id: int
+    user_id: int
+    user_name: str
+    role: str
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSetting:
+    name: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    ts: float
+    request_id: str
+    user_id: int | None
+    key_id: int | None
+    model: str | None
+    upstream: str | None
+    endpoint: str
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    duration_ms: float
+    ttft_ms: float | None
+    stream: bool
+    usage_source: str  # "engine", "estimated" or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    user_name: str
+    model: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    ts: float
+    actor: str
+    action: str
+    target: str | None
+    detail: str | None
+    source: str | None

@@ -1,0 +1,185 @@
+"""Reading token usage out of engine responses, and relaying SSE streams event by event.
+
+OpenAI dialect: ``usage.prompt_tokens`` / ``usage.completion_tokens``; in a stream the engine
+sends them in a chunk of their own when asked with ``stream_options.include_usage``, and the
+gateway removes that chunk again when the client did not ask for it itself.
+Anthropic dialect (``/v1/messages``): ``input_tokens`` in ``message_start``, ``output_tokens``
+in ``message_delta``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Dialect = Literal["openai", "anthropic"]
+
+_USAGE_KEY = b'"usage"'
+_DECODER = json.JSONDecoder()
+_CONTENT = re.compile(rb'"(?:content|text|partial_json|arguments)":\s*"[^"]')
+_SEPARATORS = (b"\n\n", b"\r\n\r\n")
+
+
+@dataclass(slots=True)
+class Tokens:
+    prompt: int | None = None
+    completion: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.prompt is not None or self.completion is not None
+
+
+def _as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def read_usage(usage: Any, dialect: Dialect, into: Tokens) -> None:
+    if not isinstance(usage, dict):
+        return
+    if dialect == "openai":
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    else:
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    if _as_int(prompt) is not None:
+        into.prompt = _as_int(prompt)
+    if _as_int(completion) is not None:
+        into.completion = _as_int(completion)
+
+
+def usage_from_body(body: bytes, dialect: Dialect) -> Tokens:
+    """Usage of a whole JSON response, without parsing a large body (embeddings) in full.
+
+    A literal ``"usage"`` can only be a key (inside JSON strings quotes are escaped), and engines
+    put it last, so the value after the last occurrence is decoded on its own.
+    """
+    tokens = Tokens()
+    at = body.rfind(_USAGE_KEY)
+    if at < 0:
+        return tokens
+    text = body[at + len(_USAGE_KEY) :].decode("utf-8", "replace").lstrip()
+    if not text.startswith(":"):
+        return tokens
+    try:
+        value, _ = _DECODER.raw_decode(text[1:].lstrip())
+    except ValueError:
+        return tokens
+    read_usage(value, dialect, tokens)
+    return tokens
+
+
+def _data_of(event: bytes) -> tuple[list[bytes], bytes | None]:
+    """Split an SSE event into its non-data lines and its joined data payload."""
+    other: list[bytes] = []
+    data: list[bytes] = []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line:
+            other.append(line)
+    return other, (b"\n".join(data) if data else None)
+
+
+class SseRelay:
+    """Feeds upstream bytes, returns what to send on at once; collects usage on the way.
+
+    Whole events are passed through byte for byte; only the event carrying the usage the
+    gateway asked for (and the client did not) is removed or rewritten.
+    """
+
+    def __init__(self, *, dialect: Dialect, strip_usage: bool) -> None:
+        self.dialect = dialect
+        self.strip_usage = strip_usage
+        self.tokens = Tokens()
+        self.content_events = 0
+        self.done = False
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        buf = self._buf + chunk if self._buf else chunk
+        out: list[bytes] = []
+        start = 0
+        while True:
+            end, sep_len = self._next_boundary(buf, start)
+            if end < 0:
+                break
+            event = buf[start : end + sep_len]
+            start = end + sep_len
+            kept = self._event(event)
+            if kept:
+                out.append(kept)
+        self._buf = buf[start:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The tail that never got its blank line (an engine cut off mid-event)."""
+        rest, self._buf = self._buf, b""
+        return rest
+
+    @staticmethod
+    def _next_boundary(buf: bytes, start: int) -> tuple[int, int]:
+        best, length = -1, 0
+        for sep in _SEPARATORS:
+            at = buf.find(sep, start)
+            if at >= 0 and (best < 0 or at < best):
+                best, length = at, len(sep)
+        return best, length
+
+    def _event(self, event: bytes) -> bytes:
+        if _USAGE_KEY not in event:
+            if b"[DONE]" in event or b'"message_stop"' in event:
+                self.done = True
+            elif _CONTENT.search(event):
+                self.content_events += 1
+            return event
+        other, data = _data_of(event)
+        if data is None:
+            return event
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return event
+        if not isinstance(obj, dict):
+            return event
+        if self.dialect == "anthropic":
+            kind = obj.get("type")
+            if kind == "message_start" and isinstance(obj.get("message"), dict):
+                start = obj["message"].get("usage")
+                if isinstance(start, dict):  # its output_tokens is a placeholder; skip it
+                    read_usage(
+                        {"input_tokens": start.get("input_tokens")}, "anthropic", self.tokens
+                    )
+            elif kind == "message_delta":
+                read_usage(obj.get("usage"), "anthropic", self.tokens)
+            if kind == "message_stop":
+                self.done = True
+            if _CONTENT.search(event):
+                self.content_events += 1
+            return event
+        usage = obj.get("usage")
+        if not isinstance(usage, dict):
+            if _CONTENT.search(event):
+                self.content_events += 1
+            return event
+        read_usage(usage, "openai", self.tokens)
+        if not self.strip_usage:
+            return event
+        choices = obj.get("choices")
+        if not choices:
+            return b""  # the usage-only chunk the client did not ask for
+        self.content_events += 1 if _CONTENT.search(event) else 0
+        del obj["usage"]
+        lines = [*other, b"data: " + json.dumps(obj, separators=(",", ":")).encode()]
+        return b"\n".join(lines) + b"\n\n"
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """A rough count (4 characters a token) for a request whose stream ended without usage."""
+    total = 0
+    for key in ("messages", "prompt", "input", "system"):
+        value = body.get(key)
+        if value is not None:
+            total += len(json.dumps(value, ensure_ascii=False))
+    return max(1, total // 4) if total else 0

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authproxy.config import ConfigError, load_config
+
+
+def test_embedded_defaults_match_the_design() -> None:
+    config = load_config(None, env={})
+    assert (config.listen.host, config.listen.port) == ("127.0.0.1", 8400)
+    assert config.upstreams[0].url == "http://127.0.0.1:8080"
+    assert config.upstreams[0].discover is True
+    assert set(config.roles) == {"admin", "user"}
+    assert config.max_request_bytes == 32 * 1024 * 1024
+    assert config.trusted_proxies == ["127.0.0.1"]
+
+
+def test_every_problem_is_reported_at_once_with_its_path(tmp_path: Path) -> None:
+    file = tmp_path / "authproxy.yaml"
+    file.write_text(
+        "listen: {port: 99999}\n"
+        "upstreams:\n"
+        "  - name: a\n    url: ftp:/nowhere\n    models: [x]\n    colour: blue\n"
+        "trusted_proxies: [not-an-ip]\n"
+        "surprise: 1\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    problems = info.value.problems
+    assert "upstreams[0].url: not a URL (want http://host:port)" in problems
+    assert "upstreams[0].colour: unknown key" in problems
+    assert "surprise: unknown key" in problems
+    assert any(p.startswith("listen.port:") for p in problems)
+    assert any(p.startswith("trusted_proxies:") for p in problems)
+
+
+def test_cross_checks(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "roles: {user: {}}\ndefault_role: ghost\n"
+        "upstreams: [{name: a, url: 'http://h:1', models: [m]},"
+        " {name: a, url: 'http://h:2', discover: true}]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    text = "; ".join(info.value.problems)
+    assert "`admin` role must be defined" in text
+    assert "default_role" in text
+    assert "duplicate name a" in text
+
+
+def test_upstream_needs_models_or_discovery(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("upstreams: [{name: a, url: 'http://h:1'}]\n")
+    with pytest.raises(ConfigError, match="discover"):
+        load_config(file, env={})
+
+
+def test_environment_overrides_secrets_by_upstream_name(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("upstreams: [{name: gpu, url: 'http://h:1', models: [m]}]\n")
+    config = load_config(
+        file,
+        env={"AUTHPROXY_UPSTREAMS__GPU__API_KEY": "engine-secret", "AUTHPROXY_LISTEN__PORT": "9"},
+    )
+    key = config.upstreams[0].api_key
+    assert key is not None and key.get_secret_value() == "engine-secret"
+    assert config.listen.port == 9
+    assert "engine-secret" not in repr(config)
+
+
+def test_environment_override_of_a_missing_element_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("upstreams: [{name: gpu, url: 'http://h:1', models: [m]}]\n")
+    with pytest.raises(ConfigError, match="no list element named `cpu`"):
+        load_config(file, env={"AUTHPROXY_UPSTREAMS__CPU__API_KEY": "x"})
+
+
+def test_relative_data_dir_is_relative_to_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "etc" / "c.yaml"
+    file.parent.mkdir()
+    file.write_text("data_dir: ./state\n")
+    assert load_config(file, env={}).data_dir == tmp_path / "etc" / "state"
+
+
+def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", env={})
+    file = tmp_path / "list.yaml"
+    file.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(file, env={})
+    file.write_text("a: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(file, env={})

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from authproxy.client_address import ClientAddress
+from authproxy.config import Role
+from authproxy.endpoints import FORWARDED, Endpoint
+from authproxy.errors import BadRequest
+from authproxy.headers import client_response_headers, upstream_request_headers
+from authproxy.policy import Policy
+from authproxy.request_body import prepare
+
+CHAT = FORWARDED["/v1/chat/completions"]
+EMBED = FORWARDED["/v1/embeddings"]
+MESSAGES = FORWARDED["/v1/messages"]
+
+
+def test_plain_request_is_forwarded_byte_for_byte() -> None:
+    raw = b'{"model": "m", "messages": [], "x_custom": 1}'
+    prepared = prepare(CHAT, raw)
+    assert prepared.body is raw and prepared.model == "m" and not prepared.stream
+
+
+def test_stream_without_usage_option_gets_it_and_is_marked_for_stripping() -> None:
+    prepared = prepare(CHAT, b'{"model": "m", "stream": true, "stream_options": {"x": 1}}')
+    assert prepared.strip_usage
+    sent = json.loads(prepared.body)
+    assert sent["stream_options"] == {"x": 1, "include_usage": True}
+
+
+def test_stream_with_usage_option_is_untouched() -> None:
+    raw = b'{"model":"m","stream":true,"stream_options":{"include_usage":true}}'
+    prepared = prepare(CHAT, raw)
+    assert prepared.body is raw and not prepared.strip_usage
+
+
+def test_anthropic_streams_carry_usage_by_themselves() -> None:
+    raw = b'{"model":"m","stream":true}'
+    prepared = prepare(MESSAGES, raw)
+    assert prepared.body is raw and not prepared.strip_usage
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "raw", "code"),
+    [
+        (CHAT, b"", "invalid_json"),
+        (CHAT, b"{nope", "invalid_json"),
+        (CHAT, b"[1]", "invalid_json"),
+        (CHAT, b"\xff\xfe", "invalid_json"),
+        (CHAT, b'{"messages": []}', "missing_model"),
+        (CHAT, b'{"model": 3}', "missing_model"),
+        (CHAT, b'{"model": "m", "stream": "yes"}', "invalid_stream"),
+        (EMBED, b'{"model": "m", "stream": true}', "invalid_stream"),
+        (CHAT, b'{"model": "m", "stream": true, "stream_options": 1}', "invalid_stream_options"),
+    ],
+)
+def test_bad_bodies(endpoint: Endpoint, raw: bytes, code: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        prepare(endpoint, raw)
+    assert info.value.code == code
+
+
+def _headers(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+def test_credentials_and_hop_by_hop_never_go_upstream() -> None:
+    client = _headers(
+        ("Authorization", "Bearer sk-client"),
+        ("x-api-key", "sk-client"),
+        ("Cookie", "session=1"),
+        ("Proxy-Authorization", "Basic x"),
+        ("Connection", "keep-alive, X-Secret-Hop"),
+        ("X-Secret-Hop", "1"),
+        ("TE", "trailers"),
+        ("Host", "gateway"),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("Content-Type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+    )
+    out = upstream_request_headers(
+        client, upstream_auth={"Authorization": "Bearer engine"}, request_id="r1"
+    )
+    assert out["Authorization"] == "Bearer engine"
+    names = {n.lower() for n in out}
+    assert names == {"authorization", "content-type", "anthropic-version", "x-request-id"}
+
+
+def test_engine_cannot_set_cookies_or_redirect_the_client() -> None:
+    upstream = _headers(
+        ("Content-Type", "text/event-stream"),
+        ("Set-Cookie", "a=b"),
+        ("Location", "http://elsewhere"),
+        ("Transfer-Encoding", "chunked"),
+        ("X-Engine", "1"),
+    )
+    assert {n.lower() for n in client_response_headers(upstream)} == {"content-type", "x-engine"}
+
+
+def _request(peer: str, **headers: str) -> web.Request:
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (peer, 1234)
+    return make_mocked_request("GET", "/", headers=headers, transport=transport)
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    addr = ClientAddress(trusted_proxies=["127.0.0.1", "10.0.0.0/8"])
+    assert addr.of(_request("127.0.0.1", **{"X-Forwarded-For": "203.0.113.9"})) == "203.0.113.9"
+    assert addr.of(_request("198.51.100.1", **{"X-Forwarded-For": "203.0.113.9"})) == "198.51.100.1"
+    # A client-forged hop before the real chain is skipped: the nearest untrusted hop wins.
+    chain = "6.6.6.6, 203.0.113.9, 10.1.1.1"
+    assert addr.of(_request("127.0.0.1", **{"X-Forwarded-For": chain})) == "203.0.113.9"
+    assert addr.came_over_tls(_request("127.0.0.1", **{"X-Forwarded-Proto": "https"}))
+    assert not addr.came_over_tls(_request("198.51.100.1", **{"X-Forwarded-Proto": "https"}))
+
+
+def test_policy_globs_and_unknown_roles() -> None:
+    policy = Policy(roles={"admin": Role(models=["*"]), "coder": Role(models=["qwen-*", "tiny"])})
+    assert policy.may_use("coder", "qwen-coder-7b") and policy.may_use("coder", "tiny")
+    assert not policy.may_use("coder", "llama-70b")
+    assert not policy.may_use("ghost", "tiny") and not policy.knows_role("ghost")
+    assert policy.is_admin("admin") and not policy.is_admin("coder")
