@@ -41,7 +41,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[K.KEY_INDEX] = index
     app[K.CATALOG] = catalog
     app[K.WATCH] = watch
-    app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index),)
+    app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
     try:
         async with watch.running():
             yield
@@ -51,7 +51,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[K.CONFIG]
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(
+        # Shorter than the engines' own idle timeouts (uvicorn's is 5 s), so a pooled
+        # connection is dropped by us before the engine drops it under us.
+        limit=0,
+        keepalive_timeout=4,
+        enable_cleanup_closed=True,
+    )
     async with aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,

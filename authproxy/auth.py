@@ -14,8 +14,9 @@ from aiohttp import web
 
 from authproxy.errors import AuthenticationFailed
 from authproxy.key_index import KeyIndex
-from authproxy.keys import KEY_PREFIX
+from authproxy.keys import KEY_PREFIX, looks_like_key
 from authproxy.principal import Principal
+from authproxy.store_watch import StoreWatch
 
 
 class Authenticator(Protocol):
@@ -45,14 +46,17 @@ def presented_api_key(request: web.Request) -> str | None:
 
 
 class ApiKeyAuthenticator:
-    def __init__(self, *, index: KeyIndex) -> None:
+    def __init__(self, *, index: KeyIndex, watch: StoreWatch) -> None:
         self._index = index
+        self._watch = watch
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         key = presented_api_key(request)
         if key is None:
             return None
         record = self._index.lookup(key)
+        if record is None and looks_like_key(key) and await self._watch.check_if_stale():
+            record = self._index.lookup(key)  # created a moment ago, by another process
         if record is None:
             raise AuthenticationFailed("invalid API key (unknown, revoked, expired or disabled)")
         return Principal(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from authproxy.config import Timeouts
 from authproxy.endpoints import Endpoint
@@ -67,25 +68,14 @@ class Forwarder:
         headers = upstream_request_headers(
             request.headers, upstream_auth=upstream.auth_headers(), request_id=request_id
         )
+        if prepared.stream:
+            # Engines (llama-server) may drop the connection after a stream while announcing
+            # keep-alive; a stream is long enough that a fresh connection costs nothing.
+            headers["Connection"] = "close"
         upstream.outstanding += 1
         resp: aiohttp.ClientResponse | None = None
         try:
-            try:
-                resp = await self._session.post(
-                    upstream.url + endpoint.path,
-                    data=prepared.body,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=self._client_timeout,
-                )
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"upstream {upstream.name} did not answer within the timeout"
-                ) from None
-            except aiohttp.ClientError as exc:
-                upstream.reachable = False
-                upstream.last_error = str(exc) or type(exc).__name__
-                raise UpstreamError(f"upstream {upstream.name} is unreachable") from None
+            resp = await self._send(upstream, endpoint, prepared, headers)
             upstream.reachable = True
             if 300 <= resp.status < 400:
                 raise UpstreamError(
@@ -101,6 +91,42 @@ class Forwarder:
             upstream.outstanding -= 1
             if resp is not None:
                 resp.close()  # never back into the pool half-read: the engine sees the close
+
+    async def _send(
+        self,
+        upstream: Upstream,
+        endpoint: Endpoint,
+        prepared: PreparedRequest,
+        headers: CIMultiDict[str],
+    ) -> aiohttp.ClientResponse:
+        for attempt in (1, 2):
+            try:
+                return await self._session.post(
+                    upstream.url + endpoint.path,
+                    data=prepared.body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=self._client_timeout,
+                )
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"upstream {upstream.name} did not answer within the timeout"
+                ) from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled keep-alive connection the engine had already closed: no answer came
+                # back, so one more try on a fresh connection is safe. Refused connects are not
+                # retried (ClientConnectorError is an OSError too, caught below).
+                if attempt == 1 and not isinstance(exc, aiohttp.ClientConnectorError):
+                    continue
+                self._mark_down(upstream, exc)
+            except aiohttp.ClientError as exc:
+                self._mark_down(upstream, exc)
+        raise UpstreamError(f"upstream {upstream.name} is unreachable")
+
+    @staticmethod
+    def _mark_down(upstream: Upstream, exc: Exception) -> None:
+        upstream.reachable = False
+        upstream.last_error = str(exc) or type(exc).__name__
 
     async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
         try:
@@ -171,7 +197,8 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
         try:
-            async with asyncio.timeout(loop.time() + idle) as deadline:
+            # Until the first event the engine may still be reading the prompt: first_byte applies.
+            async with asyncio.timeout_at(loop.time() + self._timeouts.first_byte) as deadline:
                 async for chunk in resp.content.iter_any():
                     deadline.reschedule(loop.time() + idle)
                     data = relay.feed(chunk)

@@ -42,7 +42,12 @@ def read_usage(usage: Any, dialect: Dialect, into: Tokens) -> None:
     if dialect == "openai":
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     else:
-        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+        # Anthropic counts cached prompt tokens apart from input_tokens: the prompt is the sum.
+        prompt = _as_int(usage.get("input_tokens"))
+        if prompt is not None:
+            for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+                prompt += _as_int(usage.get(extra)) or 0
+        completion = usage.get("output_tokens")
     if _as_int(prompt) is not None:
         into.prompt = _as_int(prompt)
     if _as_int(completion) is not None:
@@ -148,9 +153,7 @@ class SseRelay:
             if kind == "message_start" and isinstance(obj.get("message"), dict):
                 start = obj["message"].get("usage")
                 if isinstance(start, dict):  # its output_tokens is a placeholder; skip it
-                    read_usage(
-                        {"input_tokens": start.get("input_tokens")}, "anthropic", self.tokens
-                    )
+                    read_usage({**start, "output_tokens": None}, "anthropic", self.tokens)
             elif kind == "message_delta":
                 read_usage(obj.get("usage"), "anthropic", self.tokens)
             if kind == "message_stop":

@@ -1,0 +1,106 @@
+"""Run the real gateway (`authproxy serve`) as a subprocess, the way a user does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
+
+from .llama_server import free_port
+
+AUTHPROXY = [sys.executable, "-m", "authproxy"]
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an `authproxy` command in another process, against the same config and database."""
+    return subprocess.run(
+        [*AUTHPROXY, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+class Gateway:
+    def __init__(self, *, workdir: Path, settings: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = workdir / "authproxy.yaml"
+        body = {"listen": {"host": "127.0.0.1", "port": self.port}, "data_dir": "data"}
+        self.config.write_text(yaml.safe_dump({**body, **settings}))
+        self.log_path = workdir / "gateway.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str) -> str:
+        """A CLI command that must succeed; returns its stdout."""
+        done = cli(self.config, *args)
+        if done.returncode != 0:
+            raise AssertionError(f"authproxy {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def start(self, timeout: float = 30.0) -> None:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [*AUTHPROXY, "--config", str(self.config), "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise AssertionError(f"gateway exited at start:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"gateway not healthy within {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
