@@ -50,8 +50,11 @@ class Forwarder:
     def __init__(self, *, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
         self._session = session
         self._timeouts = timeouts
+        # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
+        # by first_byte (in _send) and silence mid-answer by idle (in the relays). aiohttp's
+        # sock_read would bound every read by one figure and cut slow streams short.
         self._client_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+            total=None, sock_connect=timeouts.connect, sock_read=None
         )
 
     async def forward(
@@ -85,7 +88,9 @@ class Forwarder:
             if resp.status >= 400:
                 return await self._relay_error(resp, upstream, outcome, started)
             if resp.content_type == "text/event-stream":
-                return await self._relay_stream(request, resp, endpoint, prepared, outcome, started)
+                return await self._relay_stream(
+                    request, resp, endpoint, prepared, outcome, started, request_id
+                )
             return await self._relay_body(resp, endpoint, outcome, started)
         finally:
             upstream.outstanding -= 1
@@ -101,13 +106,14 @@ class Forwarder:
     ) -> aiohttp.ClientResponse:
         for attempt in (1, 2):
             try:
-                return await self._session.post(
-                    upstream.url + endpoint.path,
-                    data=prepared.body,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=self._client_timeout,
-                )
+                async with asyncio.timeout(self._timeouts.first_byte):
+                    return await self._session.post(
+                        upstream.url + endpoint.path,
+                        data=prepared.body,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=self._client_timeout,
+                    )
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"upstream {upstream.name} did not answer within the timeout"
@@ -186,9 +192,11 @@ class Forwarder:
         prepared: PreparedRequest,
         outcome: Outcome,
         started: float,
+        request_id: str,
     ) -> web.StreamResponse:
         relay = SseRelay(dialect=endpoint.dialect, strip_usage=prepared.strip_usage)
         out = web.StreamResponse(status=resp.status, headers=client_response_headers(resp.headers))
+        out.headers["X-Request-Id"] = request_id  # the headers leave before the middleware sees it
         out.headers["Cache-Control"] = "no-cache"
         out.headers["X-Accel-Buffering"] = "no"
         outcome.status = resp.status

@@ -27,7 +27,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "host",
     "content-length",
     "expect",
-    "accept-encoding",  # usage is read from the body: keep it uncompressed
+    "accept-encoding",  # replaced by identity: usage is read from the body
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
@@ -59,6 +59,11 @@ def upstream_request_headers(
     client: CIMultiDictProxy[str], *, upstream_auth: dict[str, str], request_id: str
 ) -> CIMultiDict[str]:
     out = CIMultiDict(_filter(client, _REQUEST_DROP))
+    # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
+    out["Accept-Encoding"] = "identity"
+    # The body was checked to be JSON; say so even when the client did not (FastAPI engines
+    # refuse a JSON body labelled application/octet-stream).
+    out.setdefault("Content-Type", "application/json")
     out.update(upstream_auth)
     out["X-Request-Id"] = request_id
     return out

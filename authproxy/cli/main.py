@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from authproxy.admin import AdminError
 from authproxy.cli import commands
@@ -15,11 +15,19 @@ from authproxy.config import Config, ConfigError, load_config
 from authproxy.secret import SecretFileError
 from authproxy.store.base import StoreError
 
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line like every other CLI error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"authproxy: {message} (see `{self.prog} --help`)\n")
+
+
 Command = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _OneLineParser(add_help=False)
     common.add_argument(
         "--config",
         default=argparse.SUPPRESS,
@@ -27,10 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the YAML config (default: $AUTHPROXY_CONFIG, ./authproxy.yaml,"
         " else the embedded defaults)",
     )
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="authproxy", parents=[common], description="Auth gateway for self-hosted LLM engines."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser
+    )
 
     sub.add_parser("serve", parents=[common], help="run the gateway")
     init = sub.add_parser(
@@ -42,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
 
     users = sub.add_parser("users", parents=[common], help="manage users")
-    u = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    u = users.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
+    )
     add = u.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name")
     add.add_argument("--role", default=None)
@@ -57,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("role")
 
     keys = sub.add_parser("keys", parents=[common], help="manage API keys")
-    k = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
+    )
     kc = k.add_parser("create", parents=[common], help="create a key; prints only the key")
     kc.add_argument("user")
     kc.add_argument("--label", default=None)
@@ -69,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id", type=int)
 
     models = sub.add_parser("models", parents=[common], help="list, enable, disable models")
-    m = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    m = models.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
+    )
     ml = m.add_parser("list", parents=[common], help="configured and discovered models")
     ml.add_argument("--json", action="store_true")
     for action in ("enable", "disable"):

@@ -89,7 +89,20 @@ def test_credentials_and_hop_by_hop_never_go_upstream() -> None:
     )
     assert out["Authorization"] == "Bearer engine"
     names = {n.lower() for n in out}
-    assert names == {"authorization", "content-type", "anthropic-version", "x-request-id"}
+    assert names == {
+        "authorization",
+        "content-type",
+        "anthropic-version",
+        "x-request-id",
+        "accept-encoding",
+    }
+    assert out["Accept-Encoding"] == "identity"
+
+
+def test_json_content_type_is_added_when_the_client_sent_none() -> None:
+    out = upstream_request_headers(_headers(), upstream_auth={}, request_id="r")
+    assert out["Content-Type"] == "application/json"
+    assert "Authorization" not in out
 
 
 def test_engine_cannot_set_cookies_or_redirect_the_client() -> None:

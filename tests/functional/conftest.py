@@ -1,0 +1,35 @@
+"""Fixtures for the functional tier: a fake engine and the gateway in front of it, on sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from fakes.engine import FakeEngine, running_engine
+
+from .helpers import Gateway, running_gateway
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[FakeEngine]:
+    """A fake engine serving `tiny` and `big`."""
+    async with running_engine(models=["tiny", "big"]) as eng:
+        yield eng
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[Gateway]:
+    """The gateway in front of `engine`, with users root (admin), alice (user), rita
+    (restricted: only `tiny`)."""
+    async with running_gateway(tmp_path, engine.base_url) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session; every request is bounded so that a hang fails instead of stalling."""
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        yield s
