@@ -13,7 +13,10 @@ Token accounting is deterministic: prompt tokens are the whitespace-separated wo
 message contents (plus the Anthropic `system`), or of `prompt` / `input` (a token id counts
 one); completion tokens are `max_completion_tokens` / `max_tokens` if given, else 8, one
 content chunk ("tok0 ", "tok1 ", ...) each. Faults are chosen per request by a body field
-`"fake": {"fault": ..., "after": N, "delay": s, "token_delay": s}` (see engine_common.FAULTS).
+`"fake": {"fault": ..., "after": N, "delay": s, "token_delay": s}` (see engine_common.FAULTS),
+or for every request without one by `engine.fake = {...}`. Health probes (`GET /health`,
+503 when `engine.healthy` is False) are counted in `engine.health_checks`, not recorded in
+`engine.requests`; `engine.models` can be changed while it runs (discovery sees it).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ UNAUTHENTICATED_PATHS = frozenset({"/health"})
 @web.middleware
 async def _engine_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
+    if request.path == "/health":
+        state.health_checks += 1
+        return await handler(request)
     if state.record:
         raw = await request.read() if request.can_read_body else b""
         try:
@@ -75,6 +81,8 @@ async def _engine_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _health(request: web.Request) -> web.Response:
+    if not request.app[STATE].healthy:
+        return openai_error(503, "Loading model", etype="unavailable_error", code="unavailable")
     return web.json_response({"status": "ok"})
 
 
@@ -145,6 +153,34 @@ class FakeEngine:
     def cancelled_requests(self) -> int:
         """Requests (streamed or not, before or after headers) whose client went away."""
         return self._state.cancelled_requests
+
+    @property
+    def health_checks(self) -> int:
+        return self._state.health_checks
+
+    @property
+    def healthy(self) -> bool:
+        return self._state.healthy
+
+    @healthy.setter
+    def healthy(self, value: bool) -> None:
+        self._state.healthy = value
+
+    @property
+    def models(self) -> list[str]:
+        return self._state.models
+
+    @models.setter
+    def models(self, value: list[str]) -> None:
+        self._state.models = list(value)
+
+    @property
+    def fake(self) -> dict[str, Any]:
+        return self._state.fake
+
+    @fake.setter
+    def fake(self, value: dict[str, Any]) -> None:
+        self._state.fake = dict(value)
 
     @property
     def token_delay(self) -> float:

@@ -14,7 +14,7 @@ from aiohttp import web
 DEFAULT_COMPLETION_TOKENS = 8
 REDIRECT_LOCATION = "http://127.0.0.1:1/elsewhere"
 FAULTS = frozenset(
-    {"stall", "stall_headers", "500", "error_json", "cutoff", "redirect", "slow_headers"}
+    {"stall", "stall_headers", "500", "503", "error_json", "cutoff", "redirect", "slow_headers"}
 )
 
 
@@ -50,6 +50,9 @@ class EngineState:
     open_requests: int = 0
     cancelled_requests: int = 0
     ids: int = 0
+    healthy: bool = True  # False: /health answers 503
+    health_checks: int = 0  # GET /health, counted apart from `requests`
+    fake: dict[str, Any] = field(default_factory=dict)  # faults for bodies without "fake"
 
     def next_id(self, prefix: str) -> str:
         self.ids += 1
@@ -103,7 +106,7 @@ async def read_body(request: web.Request) -> dict[str, Any]:
 
 
 def parse_options(body: dict[str, Any], state: EngineState) -> FakeOptions:
-    raw = body.get("fake") or {}
+    raw = body.get("fake") or state.fake
     fault = raw.get("fault") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or (fault is not None and fault not in FAULTS):
         raise web.HTTPBadRequest(text=f"bad fake options: {raw!r}")
@@ -200,6 +203,8 @@ async def pre_header_faults(
         return web.Response(status=499)
     elif fault == "500":
         return web.Response(status=500, text="engine exploded")
+    elif fault == "503":  # what llama-server answers while it loads its model
+        return openai_error(503, "Loading model", etype="unavailable_error", code="unavailable")
     elif fault == "error_json":
         if anthropic:
             return anthropic_error(400, "fake engine error (error_json fault)")

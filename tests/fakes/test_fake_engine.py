@@ -82,8 +82,8 @@ async def test_health_models_and_auth(session: aiohttp.ClientSession) -> None:
             ("a", "model", "fake"),
             ("b", "model", "fake"),
         ]
+        assert eng.health_checks == 1
         assert [(q.method, q.path) for q in eng.requests] == [
-            ("GET", "/health"),
             ("GET", "/v1/models"),
             ("GET", "/v1/models"),
         ]
