@@ -88,6 +88,15 @@ class Timeouts(_Strict):
     idle: float = Field(default=300.0, gt=0)
 
 
+class HealthChecks(_Strict):
+    """Active checks of every upstream's `health_path` (see health.py for the state machine)."""
+
+    interval: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0)
+    unhealthy_after: int = Field(default=2, ge=1)
+    healthy_after: int = Field(default=2, ge=1)
+
+
 class Oidc(_Strict):
     issuer: str
     client_id: str
@@ -125,6 +134,8 @@ class Config(_Strict):
     max_request_mb: float = Field(default=32, gt=0)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     discover_interval: float = Field(default=30.0, gt=0)
+    health: HealthChecks = Field(default_factory=HealthChecks)
+    model_aliases: dict[str, str] = Field(default_factory=dict)
     shutdown_grace: float = Field(default=30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -152,6 +163,7 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             problems.append(f"upstreams: duplicate name {', '.join(dupes)}")
+        problems += _alias_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -167,6 +179,25 @@ class Config(_Strict):
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * 1024 * 1024)
+
+
+def _alias_problems(config: Config) -> list[str]:
+    """An alias is a second public name, never a chain and never hiding a configured model id
+    (the real id would become unreachable); a target is checked where it can be known."""
+    static = {m for u in config.upstreams for m in u.models}
+    discovering = any(u.discover for u in config.upstreams)
+    problems = []
+    for alias, target in config.model_aliases.items():
+        where = f"model_aliases.{alias}"
+        if not alias or not target:
+            problems.append(f"{where}: alias and model id must not be empty")
+        elif alias in static:
+            problems.append(f"{where}: shadows the model {alias!r} an upstream lists")
+        elif target in config.model_aliases:
+            problems.append(f"{where}: points to another alias ({target!r}); name the model id")
+        elif target not in static and not discovering:
+            problems.append(f"{where}: no upstream lists the model {target!r}")
+    return problems
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
