@@ -18,6 +18,7 @@ from authproxy.info_handlers import healthz, list_models, readyz
 from authproxy.key_index import KeyIndex
 from authproxy.keys import KeyHasher
 from authproxy.middleware import auth_middleware, gateway_middleware
+from authproxy.monitor import UpstreamMonitor
 from authproxy.policy import Policy
 from authproxy.proxy_handlers import make_handler
 from authproxy.secret import load_or_create_secret
@@ -33,7 +34,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[K.STORE] = store
     index = KeyIndex(store=store, hasher=KeyHasher(secret=secret))
     catalog = ModelCatalog(
-        upstreams=[Upstream.from_config(u) for u in config.upstreams], store=store
+        upstreams=[Upstream.from_config(u) for u in config.upstreams],
+        store=store,
+        aliases=config.model_aliases,
     )
     watch = StoreWatch(store=store)
     watch.subscribe(index.reload)
@@ -66,7 +69,13 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         app[K.SESSION] = session
         app[K.FORWARDER] = Forwarder(session=session, timeouts=config.timeouts)
-        async with app[K.CATALOG].discovering(session, config.discover_interval):
+        monitor = UpstreamMonitor(
+            catalog=app[K.CATALOG],
+            session=session,
+            checks=config.health,
+            discover_interval=config.discover_interval,
+        )
+        async with monitor.running():  # one round of discovery and checks before serving
             yield
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.upstreams import Upstream
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -32,35 +28,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _probe(session: aiohttp.ClientSession, upstream: Upstream) -> bool:
-    try:
-        async with session.get(
-            upstream.url + upstream.health_path,
-            headers=upstream.auth_headers(),
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=2),
-        ) as resp:
-            up = resp.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        up = False
-    upstream.reachable = up
-    return up
-
-
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and at least one upstream passed its health checks.
+
+    The upstreams' state comes from the monitor (one round runs before the first request),
+    so a load balancer polling this never makes the gateway probe the engines itself.
+    """
     app = request.app
     problems = []
     try:
         await app[K.STORE].ping()
     except Exception:
         problems.append("database unavailable")
-    upstreams = app[K.CATALOG].upstreams
-    states = await asyncio.gather(*(_probe(app[K.SESSION], u) for u in upstreams))
-    if not any(states):
+    states = {u.name: u.health.healthy is True for u in app[K.CATALOG].upstreams}
+    if not any(states.values()):
         problems.append("no upstream is healthy")
     body = {
         "status": "ready" if not problems else "not ready",
         "problems": problems,
-        "upstreams": {u.name: up for u, up in zip(upstreams, states, strict=True)},
+        "upstreams": states,
     }
     return web.json_response(body, status=200 if not problems else 503)

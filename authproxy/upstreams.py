@@ -1,23 +1,21 @@
-"""Which engine serves which model: the configured upstreams, their discovered models, and the
-admin's enable / disable switches from the store."""
+"""Which engine serves which model: the configured upstreams, their discovered models, the
+config's model aliases, the admin's enable / disable switches from the store, and the choice
+of one upstream for a request (least outstanding requests among the healthy ones)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from authproxy.config import Upstream as UpstreamConfig
+from authproxy.health import HealthState
 from authproxy.store.base import Store
 
 log = logging.getLogger("authproxy.upstreams")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Upstream:
     name: str
     url: str
@@ -26,9 +24,9 @@ class Upstream:
     static_models: frozenset[str]
     discover: bool
     discovered: frozenset[str] = frozenset()
+    discovery_failed: bool = False  # the last /v1/models read failed: keep the last list
     outstanding: int = 0
-    reachable: bool | None = None  # None until first contact
-    last_error: str | None = field(default=None, repr=False)
+    health: HealthState = field(default_factory=HealthState)
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Upstream:
@@ -45,101 +43,117 @@ class Upstream:
     def models(self) -> frozenset[str]:
         return self.static_models | self.discovered
 
+    @property
+    def routable(self) -> bool:
+        return self.health.routable
+
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    def eject(self, reason: str) -> None:
+        """Take it out of rotation now (a real request could not reach it)."""
+        if self.health.eject(reason):
+            log.warning("upstream %s is out of rotation: %s", self.name, reason)
+
+    def probed(self, problem: str | None, *, healthy_after: int, unhealthy_after: int) -> None:
+        """Record an active check: ``problem`` is None when it passed."""
+        if problem is None:
+            if self.health.probe_succeeded(healthy_after=healthy_after):
+                log.info("upstream %s is healthy", self.name)
+        elif self.health.probe_failed(problem, unhealthy_after=unhealthy_after):
+            log.warning("upstream %s is out of rotation: %s", self.name, problem)
+
 
 class ModelCatalog:
-    def __init__(self, *, upstreams: list[Upstream], store: Store) -> None:
+    """Public model names (engine ids and aliases) to the upstreams serving them.
+
+    An alias wins over an engine id of the same name discovered later (the config says what
+    the name means; a model an engine starts serving must not silently take over its traffic).
+    A name is unavailable when the admin disabled it or, for an alias, its target.
+    """
+
+    def __init__(
+        self,
+        *,
+        upstreams: list[Upstream],
+        store: Store,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
         self.upstreams = upstreams
         self._store = store
+        self._aliases = dict(aliases or {})
         self._disabled: frozenset[str] = frozenset()
         self._routes: dict[str, tuple[Upstream, ...]] = {}
-        self._rebuild()
+        self._shadowed: frozenset[str] = frozenset()
+        self._turn: dict[str, int] = {}
+        self.rebuild()
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
+        """Recompute the routes after the upstreams' model lists changed (discovery)."""
         routes: dict[str, list[Upstream]] = {}
         for upstream in self.upstreams:
             for model in upstream.models:
                 routes.setdefault(model, []).append(upstream)
         self._routes = {m: tuple(u) for m, u in routes.items()}
+        shadowed = frozenset(self._routes) & frozenset(self._aliases)
+        for name in sorted(shadowed - self._shadowed):
+            log.warning(
+                "an upstream serves a model named %r, which is also an alias for %r: "
+                "the alias wins",
+                name,
+                self._aliases[name],
+            )
+        self._shadowed = shadowed
 
     async def reload(self) -> None:
         """Re-read the admin's model switches (subscribed to ``StoreWatch``)."""
         settings = await self._store.list_model_settings()
         self._disabled = frozenset(s.name for s in settings if not s.enabled)
 
+    def resolve(self, name: str) -> str:
+        """The engine's model id for a public name (itself unless it is an alias)."""
+        return self._aliases.get(name, name)
+
+    def is_alias(self, name: str) -> bool:
+        return name in self._aliases
+
     def all_models(self) -> list[str]:
-        return sorted(self._routes)
+        return sorted(set(self._routes) | set(self._aliases))
 
     def enabled_models(self) -> list[str]:
-        return [m for m in sorted(self._routes) if m not in self._disabled]
+        """Every public name a request could use now: served ids and aliases of served ids."""
+        return [m for m in self.all_models() if self.serving(m)]
 
     def is_disabled(self, model: str) -> bool:
-        return model in self._disabled
+        return model in self._disabled or self.resolve(model) in self._disabled
 
-    def serving(self, model: str) -> tuple[Upstream, ...]:
-        """Upstreams that serve an enabled ``model`` (empty if unknown or disabled)."""
-        if model in self._disabled:
+    def serving(self, name: str) -> tuple[Upstream, ...]:
+        """Upstreams that serve an enabled public ``name`` (empty if unknown or disabled)."""
+        if self.is_disabled(name):
             return ()
-        return self._routes.get(model, ())
+        return self._routes.get(self.resolve(name), ())
 
-    def pick(self, model: str) -> Upstream | None:
-        candidates = self.serving(model)
+    def pick(self, name: str, *, exclude: Collection[Upstream] = ()) -> Upstream | None:
+        """The healthy upstream with the fewest requests in flight, ties taken in turn.
+
+        ``exclude`` holds the upstreams a failover already tried. When none of the model's
+        upstreams is healthy, the untried ones are tried anyway (least loaded first): a stale
+        health view must never turn a request that could succeed into a refusal, and a dead
+        engine fails fast (connection refused).
+        """
+        candidates = self.serving(name)
         if not candidates:
             return None
-        healthy = [u for u in candidates if u.reachable is not False] or list(candidates)
-        return min(healthy, key=lambda u: u.outstanding)
-
-    # -- discovery --------------------------------------------------------------------------
-
-    async def discover(self, session: aiohttp.ClientSession, timeout: float = 5.0) -> None:
-        await asyncio.gather(*(discover(session, u, timeout) for u in self.upstreams if u.discover))
-        self._rebuild()
-
-    @asynccontextmanager
-    async def discovering(
-        self, session: aiohttp.ClientSession, interval: float
-    ) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                await self.discover(session)
-
-        if any(u.discover for u in self.upstreams):
-            await self.discover(session)
-            task = asyncio.create_task(loop(), name="model-discovery")
-            try:
-                yield
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        else:
-            yield
-
-
-async def discover(session: aiohttp.ClientSession, upstream: Upstream, timeout: float) -> None:
-    """Ask an engine which models it serves (its ``/v1/models``); mark it reachable or not."""
-    try:
-        async with session.get(
-            upstream.url + "/v1/models",
-            headers=upstream.auth_headers(),
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as resp:
-            resp.raise_for_status()
-            body = await resp.json(content_type=None)
-        ids = frozenset(
-            str(m["id"]) for m in body.get("data", []) if isinstance(m, dict) and "id" in m
-        )
-    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
-        if upstream.reachable is not False:
-            log.warning("upstream %s: model discovery failed: %s", upstream.name, exc)
-        upstream.reachable = False
-        upstream.last_error = str(exc) or type(exc).__name__
-        return
-    if ids != upstream.discovered:
-        log.info("upstream %s serves %s", upstream.name, ", ".join(sorted(ids)) or "nothing")
-    upstream.discovered = ids
-    upstream.reachable = True
-    upstream.last_error = None
+        fresh = [u for u in candidates if u not in exclude]
+        healthy = [u for u in fresh if u.routable]
+        if not healthy and any(u.routable for u in candidates):
+            return None  # the healthy ones were tried: do not fall back to ejected ones
+        pool = healthy or fresh
+        if not pool:
+            return None
+        target = self.resolve(name)
+        turn = self._turn.get(target, 0)
+        self._turn[target] = turn + 1
+        start = turn % len(pool)
+        rotated = pool[start:] + pool[:start]
+        return min(rotated, key=lambda u: u.outstanding)

@@ -17,11 +17,12 @@ from authproxy.admin import AdminError, AdminService
 from authproxy.cli.output import as_json, table, when
 from authproxy.clock import now, parse_duration
 from authproxy.config import Config
+from authproxy.discovery import discover
 from authproxy.keys import KeyHasher
 from authproxy.secret import load_or_create_secret
 from authproxy.store import open_store
 from authproxy.store.records import ApiKey
-from authproxy.upstreams import Upstream, discover
+from authproxy.upstreams import Upstream
 
 
 def _actor() -> str:
@@ -141,19 +142,36 @@ async def cmd_models(config: Config, args: argparse.Namespace) -> None:
     upstreams = [Upstream.from_config(u) for u in config.upstreams]
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(discover(session, u, 3.0) for u in upstreams if u.discover))
-    names = sorted({m for u in upstreams for m in u.models} | set(settings))
+    aliases = config.model_aliases
+    names = sorted({m for u in upstreams for m in u.models} | set(settings) | set(aliases))
     rows = []
     for name in names:
-        served = ",".join(u.name for u in upstreams if name in u.models) or "-"
-        rows.append({"model": name, "upstreams": served, "enabled": settings.get(name, True)})
+        target = aliases.get(name, name)
+        served = ",".join(u.name for u in upstreams if target in u.models) or "-"
+        rows.append(
+            {
+                "model": name,
+                "alias_of": aliases.get(name),
+                "upstreams": served,
+                "enabled": settings.get(name, True),
+            }
+        )
     if args.json:
         as_json(rows)
         return
     table(
-        ["model", "upstreams", "status"],
-        [[r["model"], r["upstreams"], "enabled" if r["enabled"] else "disabled"] for r in rows],
+        ["model", "alias of", "upstreams", "status"],
+        [
+            [
+                r["model"],
+                r["alias_of"] or "-",
+                r["upstreams"],
+                "enabled" if r["enabled"] else "disabled",
+            ]
+            for r in rows
+        ],
     )
-    unreachable = [u.name for u in upstreams if u.discover and u.reachable is False]
+    unreachable = [u.name for u in upstreams if u.discover and u.discovery_failed]
     if unreachable:
         print(f"(could not ask {', '.join(unreachable)} for its models)")
 

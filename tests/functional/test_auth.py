@@ -180,8 +180,9 @@ async def test_healthz_needs_no_auth_and_readyz_follows_the_engine(
 ) -> None:
     engine = await start_engine(models=["tiny"])
     closed = False
+    checks = {"interval": 0.1, "unhealthy_after": 1}
     try:
-        async with running_gateway(tmp_path, engine.base_url) as gw:
+        async with running_gateway(tmp_path, engine.base_url, health=checks) as gw:
             async with session.get(gw.url("/healthz")) as r:
                 assert (r.status, await r.json()) == (200, {"status": "ok"})
             async with session.get(gw.url("/readyz")) as r:
@@ -189,8 +190,14 @@ async def test_healthz_needs_no_auth_and_readyz_follows_the_engine(
                 assert (await r.json())["status"] == "ready"
             await engine.close()
             closed = True
+
+            async def readyz() -> int:
+                async with session.get(gw.url("/readyz")) as r:
+                    return r.status
+
+            # The state comes from the health checks, so it follows within one interval.
+            await poll_status(readyz, 503, within=2.0)
             async with session.get(gw.url("/readyz")) as r:
-                assert r.status == 503
                 body = await r.json()
             assert body["upstreams"] == {"local": False}
             async with session.get(gw.url("/healthz")) as r:
