@@ -79,11 +79,26 @@ class UpstreamError(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_unavailable"
+    #: Nothing reached the client and the engine gave no usable answer, so another upstream
+    #: serving the model may be tried (``failover.py``).
+    failover: bool = False
 
 
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No answer came back (refused, reset, dropped mid-answer): eject it and fail over."""
+
+    failover = True
+
+
+class UpstreamNoAnswer(UpstreamTimeout):
+    """No complete answer within the timeouts, before the client saw a byte: eject, fail over."""
+
+    failover = True
 
 
 class ServiceUnavailable(GatewayError):

@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 
 from authproxy.config import Timeouts
 from authproxy.endpoints import Endpoint
-from authproxy.errors import UpstreamError, UpstreamTimeout
+from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachable
 from authproxy.headers import client_response_headers, upstream_request_headers
 from authproxy.request_body import PreparedRequest
 from authproxy.upstreams import Upstream
@@ -28,6 +28,8 @@ from authproxy.usage_parse import SseRelay, Tokens, usage_from_body
 log = logging.getLogger("authproxy.forward")
 
 MAX_ERROR_BODY = 64 * 1024
+# The engine (or a proxy in front of it) says it cannot serve now: another upstream may.
+FAILOVER_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(slots=True)
@@ -39,6 +41,18 @@ class Outcome:
     estimated_completion: int = 0
     ttft_ms: float | None = None
     error: str | None = None
+
+
+class EngineUnavailable(UpstreamError):
+    """The engine answered 502/503/504 (llama-server: 503 while loading its model). Another
+    upstream may be tried; if none is left, ``relay`` (the engine's own OpenAI-shaped error,
+    when it sent one) is what the client gets."""
+
+    failover = True
+
+    def __init__(self, message: str, *, relay: web.Response | None) -> None:
+        super().__init__(message, code="upstream_error")
+        self.relay = relay
 
 
 def _error_event(message: str, code: str) -> bytes:
@@ -79,7 +93,6 @@ class Forwarder:
         resp: aiohttp.ClientResponse | None = None
         try:
             resp = await self._send(upstream, endpoint, prepared, headers)
-            upstream.reachable = True
             if 300 <= resp.status < 400:
                 raise UpstreamError(
                     f"upstream {upstream.name} answered with a redirect, which is never followed",
@@ -92,6 +105,11 @@ class Forwarder:
                     request, resp, endpoint, prepared, outcome, started, request_id
                 )
             return await self._relay_body(resp, endpoint, outcome, started)
+        except (UpstreamUnreachable, UpstreamNoAnswer) as exc:
+            # Passive ejection: the next request goes elsewhere instead of finding out again.
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            upstream.eject(exc.message + cause)
+            raise
         finally:
             upstream.outstanding -= 1
             if resp is not None:
@@ -115,7 +133,7 @@ class Forwarder:
                         timeout=self._client_timeout,
                     )
             except TimeoutError:
-                raise UpstreamTimeout(
+                raise UpstreamNoAnswer(
                     f"upstream {upstream.name} did not answer within the timeout"
                 ) from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
@@ -124,15 +142,10 @@ class Forwarder:
                 # retried (ClientConnectorError is an OSError too, caught below).
                 if attempt == 1 and not isinstance(exc, aiohttp.ClientConnectorError):
                     continue
-                self._mark_down(upstream, exc)
+                raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc
             except aiohttp.ClientError as exc:
-                self._mark_down(upstream, exc)
-        raise UpstreamError(f"upstream {upstream.name} is unreachable")
-
-    @staticmethod
-    def _mark_down(upstream: Upstream, exc: Exception) -> None:
-        upstream.reachable = False
-        upstream.last_error = str(exc) or type(exc).__name__
+                raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
         try:
@@ -141,9 +154,9 @@ class Forwarder:
                     return await resp.read()
                 return await resp.content.read(limit)
         except TimeoutError:
-            raise UpstreamTimeout("upstream stalled while sending its answer") from None
-        except aiohttp.ClientError:
-            raise UpstreamError("upstream closed the connection mid-answer") from None
+            raise UpstreamNoAnswer("upstream stalled while sending its answer") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable("upstream closed the connection mid-answer") from exc
 
     async def _relay_body(
         self,
@@ -173,13 +186,20 @@ class Forwarder:
             parsed = json.loads(body)
         except ValueError:
             parsed = None
+        relay = None
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
             # The engine's own OpenAI-shaped error (a bad parameter, a context overflow): relay.
-            outcome.status = resp.status
-            outcome.error = "upstream_error_relayed"
-            return web.Response(
+            relay = web.Response(
                 status=resp.status, body=body, headers=client_response_headers(resp.headers)
             )
+        if resp.status in FAILOVER_STATUSES:
+            raise EngineUnavailable(
+                f"upstream {upstream.name} failed with HTTP {resp.status}", relay=relay
+            )
+        if relay is not None:
+            outcome.status = resp.status
+            outcome.error = "upstream_error_relayed"
+            return relay
         raise UpstreamError(
             f"upstream {upstream.name} failed with HTTP {resp.status}", code="upstream_error"
         )

@@ -1,4 +1,4 @@
-"""The forwarded endpoints: authorize the model, pick its upstream, forward, account."""
+"""The forwarded endpoints: authorize the model, forward (with failover), account."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from authproxy import appkeys as K
 from authproxy.clock import now
 from authproxy.endpoints import Endpoint
 from authproxy.errors import NotFound, PermissionDenied
+from authproxy.failover import forward_with_failover
 from authproxy.forward import Outcome
 from authproxy.principal import Principal
 from authproxy.request_body import PreparedRequest, prepare
@@ -74,21 +75,11 @@ def make_handler(endpoint: Endpoint) -> Handler:
         prepared = prepare(endpoint, await request.read())
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
-        upstream = app[K.CATALOG].pick(prepared.model)
-        if upstream is None:  # disabled between the check and now
-            raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
-        request[K.UPSTREAM_NAME] = upstream.name
         outcome = request[K.OUTCOME]
         started = time.perf_counter()
         try:
-            return await app[K.FORWARDER].forward(
-                request,
-                endpoint=endpoint,
-                prepared=prepared,
-                upstream=upstream,
-                request_id=request[K.REQUEST_ID],
-                outcome=outcome,
-                started=started,
+            return await forward_with_failover(
+                request, endpoint=endpoint, prepared=prepared, outcome=outcome, started=started
             )
         except BaseException as exc:
             if not outcome.status:
@@ -101,7 +92,7 @@ def make_handler(endpoint: Endpoint) -> Handler:
                     principal=principal,
                     endpoint=endpoint,
                     prepared=prepared,
-                    upstream=upstream.name,
+                    upstream=request.get(K.UPSTREAM_NAME, ""),
                     outcome=outcome,
                     started=started,
                 )
