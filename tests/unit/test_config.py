@@ -95,3 +95,45 @@ def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
     file.write_text("a: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(file, env={})
+
+
+def test_health_checks_have_defaults_and_bounds(tmp_path: Path) -> None:
+    health = load_config(None, env={}).health
+    assert (health.interval, health.timeout, health.unhealthy_after, health.healthy_after) == (
+        5.0,
+        2.0,
+        2,
+        2,
+    )
+    file = tmp_path / "c.yaml"
+    file.write_text("health: {interval: 0, unhealthy_after: 0, every: 3}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    problems = info.value.problems
+    assert any(p.startswith("health.interval:") for p in problems)
+    assert any(p.startswith("health.unhealthy_after:") for p in problems)
+    assert "health.every: unknown key" in problems
+
+
+def test_model_aliases_are_checked(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "upstreams: [{name: a, url: 'http://h:1', models: [qwen, tiny]}]\n"
+        "model_aliases: {coder: qwen, tiny: qwen, chain: coder, lost: nowhere}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    text = "; ".join(info.value.problems)
+    assert "model_aliases.tiny: shadows the model 'tiny'" in text
+    assert "model_aliases.chain: points to another alias" in text
+    assert "model_aliases.lost: no upstream lists the model 'nowhere'" in text
+    assert "model_aliases.coder" not in text
+
+
+def test_alias_target_may_be_discovered(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "upstreams: [{name: a, url: 'http://h:1', discover: true}]\n"
+        "model_aliases: {coder: qwen2.5-coder-7b}\n"
+    )
+    assert load_config(file, env={}).model_aliases == {"coder": "qwen2.5-coder-7b"}
