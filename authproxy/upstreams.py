@@ -114,9 +114,6 @@ class ModelCatalog:
         """The engine's model id for a public name (itself unless it is an alias)."""
         return self._aliases.get(name, name)
 
-    def is_alias(self, name: str) -> bool:
-        return name in self._aliases
-
     def all_models(self) -> list[str]:
         return sorted(set(self._routes) | set(self._aliases))
 
