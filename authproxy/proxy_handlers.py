@@ -74,8 +74,11 @@ def make_handler(endpoint: Endpoint) -> Handler:
         prepared = prepare(endpoint, await request.read())
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
+        admission = app[K.QUOTAS].admit(principal, prepared)
+        prepared = admission.prepared  # max_tokens may have been clamped to the quota
         upstream = app[K.CATALOG].pick(prepared.model)
         if upstream is None:  # disabled between the check and now
+            admission.settle(0)
             raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
         request[K.UPSTREAM_NAME] = upstream.name
         outcome = request[K.OUTCOME]
@@ -95,16 +98,16 @@ def make_handler(endpoint: Endpoint) -> Handler:
                 outcome.status = getattr(exc, "status", 499)
             raise
         finally:
-            app[K.USAGE].record(
-                usage_row(
-                    request_id=request[K.REQUEST_ID],
-                    principal=principal,
-                    endpoint=endpoint,
-                    prepared=prepared,
-                    upstream=upstream.name,
-                    outcome=outcome,
-                    started=started,
-                )
+            row = usage_row(
+                request_id=request[K.REQUEST_ID],
+                principal=principal,
+                endpoint=endpoint,
+                prepared=prepared,
+                upstream=upstream.name,
+                outcome=outcome,
+                started=started,
             )
+            admission.settle(row.prompt_tokens + row.completion_tokens)
+            app[K.USAGE].record(row)
 
     return handle
