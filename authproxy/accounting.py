@@ -1,7 +1,8 @@
 """Usage accounting: one row per request, written by a single batched writer.
 
-Handlers hand rows over with ``record`` (no I/O, never blocks); a background task writes them
-in batches, one transaction per batch. On shutdown the writer drains everything it was given
+Handlers hand rows over with ``record`` (and audit entries of the request path, such as failed
+logins, with ``audit``) — no I/O, never blocks; a background task writes them in batches, one
+transaction per batch. On shutdown the writer drains everything it was given
 before the store closes, so no row is lost on SIGTERM.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from authproxy.store.base import Store
-from authproxy.store.records import UsageRow
+from authproxy.store.records import AuditEntry, UsageRow
 
 log = logging.getLogger("authproxy.accounting")
 
@@ -33,6 +34,7 @@ class UsageWriter:
         self._max_batch = max_batch
         self._take_last_used = take_last_used
         self._pending: list[UsageRow] = []
+        self._pending_audit: list[AuditEntry] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self.written = 0
@@ -42,20 +44,25 @@ class UsageWriter:
         if len(self._pending) >= self._max_batch:
             self._wake.set()
 
+    def audit(self, entry: AuditEntry) -> None:
+        self._pending_audit.append(entry)
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._pending_audit)
 
     async def flush(self) -> None:
         """Write everything recorded so far (and the keys' last-use times)."""
-        while self._pending:
+        while self._pending or self._pending_audit:
             batch = self._pending[: self._max_batch]
+            audit = self._pending_audit[: self._max_batch]
             try:
-                await self._store.insert_usage(batch)
+                await self._store.insert_usage(batch, audit)
             except Exception:
                 log.exception("writing %d usage rows failed; will retry", len(batch))
                 raise
             del self._pending[: len(batch)]
+            del self._pending_audit[: len(audit)]
             self.written += len(batch)
         if self._take_last_used is not None:
             await self._store.touch_keys(self._take_last_used())

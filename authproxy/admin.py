@@ -11,12 +11,39 @@ from dataclasses import dataclass
 from authproxy.clock import now
 from authproxy.config import ADMIN_ROLE, Config
 from authproxy.keys import KeyHasher, display_prefix, generate_key
+from authproxy.quota import Limits, resolve_limits
+from authproxy.quota_windows import CalendarWindows
 from authproxy.store.base import ConflictError, Store
-from authproxy.store.records import ApiKey, AuditEntry, ModelSetting, UsageSummary, User
+from authproxy.store.records import (
+    UNLIMITED,
+    ApiKey,
+    AuditEntry,
+    ModelSetting,
+    QuotaOverride,
+    UsageSummary,
+    User,
+)
 
 
 class AdminError(Exception):
     """A refusal with a one-line reason for the person at the keyboard."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """One user's consumption against their limits."""
+
+    user: User
+    limits: Limits
+    override: QuotaOverride | None
+    tokens_today: int
+    tokens_month: int
+    requests: int  # since the report's start
+    prompt_tokens: int
+    completion_tokens: int
+
+
+QUOTA_FIELDS = ("requests_per_minute", "max_concurrent", "tokens_per_day", "tokens_per_month")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +143,65 @@ class AdminService:
         await self._audit("model.enable" if enabled else "model.disable", name)
         return setting
 
+    # -- quotas -----------------------------------------------------------------------------
+
+    async def set_quota(self, user_name: str, **changes: int | None) -> Limits:
+        """Change some of a user's overrides: an int sets it (UNLIMITED = no limit), None
+        returns it to the role's default; fields not named stay as they are."""
+        unknown = set(changes) - set(QUOTA_FIELDS)
+        if unknown:
+            raise AdminError(f"unknown quota field(s): {', '.join(sorted(unknown))}")
+        user = await self._store.get_user(user_name)
+        current = (await self._store.quota_overrides()).get(user.id) or QuotaOverride(user.id)
+        values = {f: getattr(current, f) for f in QUOTA_FIELDS} | changes
+        override = QuotaOverride(user.id, **values)
+        await self._store.set_quota(override)
+        shown = {None: "role", UNLIMITED: "unlimited"}
+        detail = " ".join(f"{k}={shown.get(v, v)}" for k, v in sorted(changes.items()))
+        await self._audit("user.quota", user_name, detail)
+        return resolve_limits(self._config.roles.get(user.role), override)
+
     # -- usage ------------------------------------------------------------------------------
 
     async def usage(self, *, since: float, user_name: str | None = None) -> list[UsageSummary]:
         user_id = (await self._store.get_user(user_name)).id if user_name else None
         return await self._store.usage_summary(since=since, user_id=user_id)
+
+    async def usage_against_quotas(
+        self, *, since: float, user_name: str | None = None
+    ) -> list[UserUsage]:
+        users = (
+            [await self._store.get_user(user_name)] if user_name else await self._store.list_users()
+        )
+        windows = CalendarWindows(timezone=self._config.quotas.timezone)
+        t = now()
+        today = await self._store.token_totals_since(windows.day(t)[0])
+        month = await self._store.token_totals_since(windows.month(t)[0])
+        overrides = await self._store.quota_overrides()
+        per_user: dict[str, list[UsageSummary]] = {}
+        for s in await self._store.usage_summary(since=since):
+            per_user.setdefault(s.user_name, []).append(s)
+        report = []
+        for user in users:
+            rows = per_user.get(user.name, [])
+            report.append(
+                UserUsage(
+                    user=user,
+                    limits=resolve_limits(
+                        self._config.roles.get(user.role), overrides.get(user.id)
+                    ),
+                    override=overrides.get(user.id),
+                    tokens_today=today.get(user.id, 0),
+                    tokens_month=month.get(user.id, 0),
+                    requests=sum(r.requests for r in rows),
+                    prompt_tokens=sum(r.prompt_tokens for r in rows),
+                    completion_tokens=sum(r.completion_tokens for r in rows),
+                )
+            )
+        return report
+
+    async def audit_log(self, *, since: float, limit: int = 1000) -> list[AuditEntry]:
+        return await self._store.list_audit(since=since, limit=limit)
 
     # -- first start ------------------------------------------------------------------------
 

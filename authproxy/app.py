@@ -10,6 +10,7 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.accounting import UsageWriter
 from authproxy.auth import ApiKeyAuthenticator
+from authproxy.auth_throttle import AuthThrottle
 from authproxy.client_address import ClientAddress
 from authproxy.config import Config
 from authproxy.endpoints import FORWARDED, MODELS_PATH
@@ -21,6 +22,7 @@ from authproxy.middleware import auth_middleware, gateway_middleware
 from authproxy.monitor import UpstreamMonitor
 from authproxy.policy import Policy
 from authproxy.proxy_handlers import make_handler
+from authproxy.quota import QuotaBook
 from authproxy.secret import load_or_create_secret
 from authproxy.store import open_store
 from authproxy.store_watch import StoreWatch
@@ -38,11 +40,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         store=store,
         aliases=config.model_aliases,
     )
+    quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
+    await quotas.rebuild()
     watch = StoreWatch(store=store)
     watch.subscribe(index.reload)
     watch.subscribe(catalog.reload)
+    watch.subscribe(quotas.reload)
     app[K.KEY_INDEX] = index
     app[K.CATALOG] = catalog
+    app[K.QUOTAS] = quotas
     app[K.WATCH] = watch
     app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
     try:
@@ -82,6 +88,7 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = UsageWriter(store=app[K.STORE], take_last_used=app[K.KEY_INDEX].take_last_used)
     app[K.USAGE] = writer
+    app[K.AUTH_THROTTLE] = AuthThrottle(settings=app[K.CONFIG].auth_throttle, audit=writer)
     async with writer.running():
         yield
 

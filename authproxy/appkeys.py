@@ -9,12 +9,14 @@ from aiohttp import web
 
 from authproxy.accounting import UsageWriter
 from authproxy.auth import Authenticator
+from authproxy.auth_throttle import AuthThrottle
 from authproxy.client_address import ClientAddress
 from authproxy.config import Config
 from authproxy.forward import Forwarder, Outcome
 from authproxy.key_index import KeyIndex
 from authproxy.policy import Policy
 from authproxy.principal import Principal
+from authproxy.quota import QuotaBook
 from authproxy.store.base import Store
 from authproxy.store_watch import StoreWatch
 from authproxy.upstreams import ModelCatalog
@@ -30,6 +32,8 @@ FORWARDER = web.AppKey("forwarder", Forwarder)
 USAGE = web.AppKey("usage_writer", UsageWriter)
 AUTHENTICATORS = web.AppKey("authenticators", Sequence[Authenticator])
 CLIENT_ADDRESS = web.AppKey("client_address", ClientAddress)
+QUOTAS = web.AppKey("quotas", QuotaBook)
+AUTH_THROTTLE = web.AppKey("auth_throttle", AuthThrottle)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT = web.RequestKey("client", str)

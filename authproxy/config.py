@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -97,6 +98,27 @@ class HealthChecks(_Strict):
     healthy_after: int = Field(default=2, ge=1)
 
 
+class Quotas(_Strict):
+    timezone: str = "UTC"  # where a "day" and a "month" of token quota begin
+    default_max_tokens: int = Field(default=1024, ge=1)  # reserved when a request names none
+    clamp_max_tokens: bool = True  # lower max_tokens to what remains instead of overshooting
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class AuthThrottle(_Strict):
+    max_failures: int = Field(default=20, ge=1)  # failed authentications per address ...
+    window: float = Field(default=60.0, gt=0)  # ... within this many seconds ...
+    block: float = Field(default=300.0, ge=0)  # ... refuse that address for this long
+
+
 class Oidc(_Strict):
     issuer: str
     client_id: str
@@ -133,6 +155,8 @@ class Config(_Strict):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     max_request_mb: float = Field(default=32, gt=0)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    quotas: Quotas = Field(default_factory=Quotas)
+    auth_throttle: AuthThrottle = Field(default_factory=AuthThrottle)
     discover_interval: float = Field(default=30.0, gt=0)
     health: HealthChecks = Field(default_factory=HealthChecks)
     model_aliases: dict[str, str] = Field(default_factory=dict)

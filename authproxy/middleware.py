@@ -16,8 +16,15 @@ from aiohttp.typedefs import Handler
 from authproxy import appkeys as K
 from authproxy.auth import authenticate
 from authproxy.endpoints import KNOWN_PATHS, PUBLIC_PATHS
-from authproxy.errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
+from authproxy.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
 from authproxy.forward import Outcome
+from authproxy.keys import KEY_PREFIX, display_prefix
 
 log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
@@ -107,12 +114,27 @@ def _log_access(
     access_log.info(json.dumps(line, separators=(",", ":")))
 
 
+def _presented_prefix(request: web.Request) -> str | None:
+    """The display prefix of whatever key-like value was presented (never more of it)."""
+    raw = request.headers.get("x-api-key") or request.headers.get("Authorization") or ""
+    token = raw.split()[-1] if raw.split() else ""
+    return display_prefix(token) if token.startswith(KEY_PREFIX) and len(token) > 12 else None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = raw_path(request)
     if path in PUBLIC_PATHS:
         return await handler(request)
-    request[K.PRINCIPAL] = await authenticate(request, request.app[K.AUTHENTICATORS])
+    throttle = request.app[K.AUTH_THROTTLE]
+    client = request[K.CLIENT]
+    throttle.check(client)
+    try:
+        request[K.PRINCIPAL] = await authenticate(request, request.app[K.AUTHENTICATORS])
+    except AuthenticationFailed as exc:
+        if exc.code != "missing_api_key":  # a guess, not a browser that sent nothing
+            throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
+        raise
     if path not in KNOWN_PATHS:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
     return await handler(request)

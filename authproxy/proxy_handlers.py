@@ -75,6 +75,8 @@ def make_handler(endpoint: Endpoint) -> Handler:
         prepared = prepare(endpoint, await request.read())
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
+        admission = app[K.QUOTAS].admit(principal, prepared)
+        prepared = admission.prepared  # max_tokens may have been clamped to the quota
         outcome = request[K.OUTCOME]
         started = time.perf_counter()
         try:
@@ -86,16 +88,16 @@ def make_handler(endpoint: Endpoint) -> Handler:
                 outcome.status = getattr(exc, "status", 499)
             raise
         finally:
-            app[K.USAGE].record(
-                usage_row(
-                    request_id=request[K.REQUEST_ID],
-                    principal=principal,
-                    endpoint=endpoint,
-                    prepared=prepared,
-                    upstream=request.get(K.UPSTREAM_NAME, ""),
-                    outcome=outcome,
-                    started=started,
-                )
+            row = usage_row(
+                request_id=request[K.REQUEST_ID],
+                principal=principal,
+                endpoint=endpoint,
+                prepared=prepared,
+                upstream=request.get(K.UPSTREAM_NAME, ""),
+                outcome=outcome,
+                started=started,
             )
+            admission.settle(row.prompt_tokens + row.completion_tokens)
+            app[K.USAGE].record(row)
 
     return handle

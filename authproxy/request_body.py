@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from authproxy.endpoints import Endpoint
@@ -17,6 +17,18 @@ class PreparedRequest:
     model: str
     stream: bool
     strip_usage: bool  # the gateway asked for stream usage the client did not want
+    endpoint_path: str
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def with_max_tokens(prepared: PreparedRequest, limit: int) -> PreparedRequest:
+    """The same request with its completion limit lowered to ``limit`` (quota clamping)."""
+    key = "max_completion_tokens" if "max_completion_tokens" in prepared.parsed else "max_tokens"
+    parsed = {**prepared.parsed, key: limit}
+    return replace(prepared, parsed=parsed, body=_encode(parsed))
 
 
 def prepare(endpoint: Endpoint, raw: bytes) -> PreparedRequest:
@@ -46,5 +58,5 @@ def prepare(endpoint: Endpoint, raw: bytes) -> PreparedRequest:
         if not (options or {}).get("include_usage"):
             strip_usage = True
             parsed = {**parsed, "stream_options": {**(options or {}), "include_usage": True}}
-            body = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
-    return PreparedRequest(body, parsed, model, stream, strip_usage)
+            body = _encode(parsed)
+    return PreparedRequest(body, parsed, model, stream, strip_usage, endpoint.path)

@@ -13,15 +13,16 @@ from dataclasses import asdict
 
 import aiohttp
 
-from authproxy.admin import AdminError, AdminService
+from authproxy.admin import QUOTA_FIELDS, AdminError, AdminService
 from authproxy.cli.output import as_json, table, when
 from authproxy.clock import now, parse_duration
 from authproxy.config import Config
 from authproxy.discovery import discover
 from authproxy.keys import KeyHasher
+from authproxy.quota import Limits
 from authproxy.secret import load_or_create_secret
 from authproxy.store import open_store
-from authproxy.store.records import ApiKey
+from authproxy.store.records import UNLIMITED, ApiKey
 from authproxy.upstreams import Upstream
 
 
@@ -49,6 +50,32 @@ async def admin_service(config: Config, *, create: bool = False) -> AsyncIterato
         )
     finally:
         await store.close()
+
+
+UNSET = object()
+
+
+def quota_value(text: str) -> int | None:
+    """A quota on the command line: a number, ``unlimited``, or ``role`` (the role's default)."""
+    if text == "role":
+        return None
+    if text == "unlimited":
+        return UNLIMITED
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: want a number, `unlimited` or `role`")
+    return int(text)
+
+
+def _limit(value: int | None) -> str:
+    return "unlimited" if value is None else f"{value:,}"
+
+
+def _limits_text(limits: Limits) -> str:
+    return (
+        f"{_limit(limits.tokens_per_day)} tokens/day, {_limit(limits.tokens_per_month)}"
+        f" tokens/month, {_limit(limits.requests_per_minute)} requests/min,"
+        f" {_limit(limits.max_concurrent)} concurrent"
+    )
 
 
 def _key_row(k: ApiKey) -> list[object]:
@@ -89,6 +116,12 @@ async def cmd_users(config: Config, args: argparse.Namespace) -> None:
         elif args.action in ("disable", "enable"):
             user = await admin.set_disabled(args.name, args.action == "disable")
             print(f"{args.action}d user {user.name}")
+        elif args.action == "quota":
+            changes = {f: getattr(args, f) for f in QUOTA_FIELDS if getattr(args, f) is not UNSET}
+            if not changes:
+                raise AdminError("name at least one limit, e.g. --tokens-per-day 100000")
+            limits = await admin.set_quota(args.name, **changes)
+            print(f"limits of {args.name}: {_limits_text(limits)}")
         elif args.action == "role":
             user = await admin.set_role(args.name, args.role)
             print(f"user {user.name} now has role {user.role}")
@@ -179,21 +212,51 @@ async def cmd_models(config: Config, args: argparse.Namespace) -> None:
 async def cmd_usage(config: Config, args: argparse.Namespace) -> None:
     since = now() - parse_duration(args.since)
     async with admin_service(config) as admin:
-        rows = await admin.usage(since=since, user_name=args.user)
+        report = await admin.usage_against_quotas(since=since, user_name=args.user)
+        by_model = await admin.usage(since=since, user_name=args.user)
     if args.json:
-        as_json([asdict(r) for r in rows])
+        as_json({"users": [asdict(r) for r in report], "by_model": [asdict(r) for r in by_model]})
         return
+
+    def against(used: int, limit: int | None) -> str:
+        if limit is None:
+            return f"{used:,}"
+        return f"{used:,} / {limit:,} ({100 * used / limit:.0f}%)" if limit else f"{used:,} / 0"
+
     table(
-        ["user", "model", "requests", "prompt tokens", "completion tokens", "total"],
+        ["user", "role", f"requests ({args.since})", "prompt", "completion", "today", "month"],
         [
             [
-                r.user_name,
-                r.model,
+                r.user.name + (" (disabled)" if r.user.disabled else ""),
+                r.user.role,
                 r.requests,
                 r.prompt_tokens,
                 r.completion_tokens,
-                r.prompt_tokens + r.completion_tokens,
+                against(r.tokens_today, r.limits.tokens_per_day),
+                against(r.tokens_month, r.limits.tokens_per_month),
             ]
-            for r in rows
+            for r in report
         ],
+    )
+    if by_model:
+        print()
+        table(
+            ["user", "model", "requests", "prompt", "completion"],
+            [
+                [m.user_name, m.model, m.requests, m.prompt_tokens, m.completion_tokens]
+                for m in by_model
+            ],
+        )
+
+
+async def cmd_audit(config: Config, args: argparse.Namespace) -> None:
+    since = now() - parse_duration(args.since)
+    async with admin_service(config) as admin:
+        entries = await admin.audit_log(since=since, limit=args.limit)
+    if args.json:
+        as_json([asdict(e) for e in entries])
+        return
+    table(
+        ["time", "actor", "action", "target", "detail", "from"],
+        [[when(e.ts), e.actor, e.action, e.target, e.detail, e.source] for e in entries],
     )

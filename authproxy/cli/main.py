@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     role = u.add_parser("role", parents=[common], help="change a user's role")
     role.add_argument("name")
     role.add_argument("role")
+    quota = u.add_parser(
+        "quota",
+        parents=[common],
+        help="set a user's limits: a number, `unlimited`, or `role` (back to the role's)",
+    )
+    quota.add_argument("name")
+    for flag, dest in (
+        ("--tokens-per-day", "tokens_per_day"),
+        ("--tokens-per-month", "tokens_per_month"),
+        ("--rpm", "requests_per_minute"),
+        ("--concurrent", "max_concurrent"),
+    ):
+        quota.add_argument(
+            flag, dest=dest, type=commands.quota_value, metavar="N", default=commands.UNSET
+        )
 
     keys = sub.add_parser("keys", parents=[common], help="manage API keys")
     k = keys.add_subparsers(
@@ -96,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("user", nargs="?")
     usage.add_argument("--since", default="7d", metavar="DURATION")
     usage.add_argument("--json", action="store_true")
+
+    audit = sub.add_parser("audit", parents=[common], help="admin actions and failed logins")
+    audit.add_argument("--since", default="7d", metavar="DURATION")
+    audit.add_argument("--limit", type=int, default=200)
+    audit.add_argument("--json", action="store_true")
     return p
 
 
@@ -105,6 +125,7 @@ COMMANDS: dict[str, Command] = {
     "keys": commands.cmd_keys,
     "models": commands.cmd_models,
     "usage": commands.cmd_usage,
+    "audit": commands.cmd_audit,
 }
 
 
@@ -138,4 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AdminError, StoreError, SecretFileError, ValueError) as exc:
         print(f"authproxy: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `authproxy audit | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
     return 0

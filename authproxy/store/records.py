@@ -74,6 +74,20 @@ class UsageSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaOverride:
+    """Per-user limits set by an admin; None = the role's default, UNLIMITED = no limit."""
+
+    user_id: int
+    requests_per_minute: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+
+
+UNLIMITED = -1
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     ts: float
     actor: str

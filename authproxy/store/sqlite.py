@@ -18,6 +18,7 @@ from authproxy.store.records import (
     ApiKey,
     AuditEntry,
     ModelSetting,
+    QuotaOverride,
     UsageRow,
     UsageSummary,
     User,
@@ -241,6 +242,40 @@ class SqliteStore:
 
         await self._write(run)
 
+    # -- quotas -----------------------------------------------------------------------------
+
+    async def quota_overrides(self) -> dict[int, QuotaOverride]:
+        rows = await self._all(
+            "SELECT user_id, requests_per_minute, max_concurrent, tokens_per_day,"
+            " tokens_per_month FROM quotas"
+        )
+        return {int(r[0]): QuotaOverride(*r) for r in rows}
+
+    async def set_quota(self, override: QuotaOverride) -> QuotaOverride:
+        async def run(db: aiosqlite.Connection) -> None:
+            values = (
+                override.requests_per_minute,
+                override.max_concurrent,
+                override.tokens_per_day,
+                override.tokens_per_month,
+            )
+            if all(v is None for v in values):
+                await db.execute("DELETE FROM quotas WHERE user_id = ?", (override.user_id,))
+                return
+            await db.execute(
+                "INSERT INTO quotas (user_id, requests_per_minute, max_concurrent,"
+                " tokens_per_day, tokens_per_month) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(user_id) DO UPDATE SET"
+                " requests_per_minute = excluded.requests_per_minute,"
+                " max_concurrent = excluded.max_concurrent,"
+                " tokens_per_day = excluded.tokens_per_day,"
+                " tokens_per_month = excluded.tokens_per_month",
+                (override.user_id, *values),
+            )
+
+        await self._write(run)
+        return override
+
     # -- models -----------------------------------------------------------------------------
 
     async def list_model_settings(self) -> list[ModelSetting]:
@@ -261,11 +296,22 @@ class SqliteStore:
 
     # -- usage ------------------------------------------------------------------------------
 
-    async def insert_usage(self, rows: Sequence[UsageRow]) -> None:
-        if not rows:
+    async def insert_usage(
+        self, rows: Sequence[UsageRow], audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Usage rows and audit entries of one batch, in one transaction."""
+        if not rows and not audit:
             return
 
         async def run(db: aiosqlite.Connection) -> None:
+            if audit:
+                await db.executemany(
+                    "INSERT INTO audit (ts, actor, action, target, detail, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(e.ts, e.actor, e.action, e.target, e.detail, e.source) for e in audit],
+                )
+            if not rows:
+                return
             await db.executemany(
                 f"INSERT INTO usage ({_USAGE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -290,6 +336,14 @@ class SqliteStore:
             )
 
         await self._write(run)
+
+    async def token_totals_since(self, since: float) -> dict[int, int]:
+        rows = await self._all(
+            "SELECT user_id, SUM(prompt_tokens + completion_tokens) FROM usage"
+            " WHERE ts >= ? AND user_id IS NOT NULL GROUP BY user_id",
+            (since,),
+        )
+        return {int(r[0]): int(r[1] or 0) for r in rows}
 
     async def usage_summary(
         self, *, since: float, user_id: int | None = None

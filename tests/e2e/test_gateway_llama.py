@@ -28,6 +28,7 @@ class Deployment:
     admin_key: str
     alice_key: str
     outsider_key: str
+    limited_keys: dict[str, str]
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.gateway.base_url + "/v1", api_key=key, max_retries=0)
@@ -60,6 +61,8 @@ def deployment(
             "admin": {"models": ["*"]},
             "user": {"models": ["*"]},
             "outsider": {"models": ["other-*"]},
+            "one-at-a-time": {"models": ["*"], "max_concurrent": 1},
+            "slow-hand": {"models": ["*"], "requests_per_minute": 2},
         },
     }
     gateway = Gateway(workdir=workdir, settings=settings)
@@ -68,8 +71,12 @@ def deployment(
     gateway.run("users", "add", "olly", "--role", "outsider")
     alice_key = gateway.run("keys", "create", "alice", "--label", "e2e").strip()
     outsider_key = gateway.run("keys", "create", "olly").strip()
+    limited = {}
+    for name, role in (("solo", "one-at-a-time"), ("sam", "slow-hand")):
+        gateway.run("users", "add", name, "--role", role)
+        limited[name] = gateway.run("keys", "create", name).strip()
     with gateway:
-        yield Deployment(gateway, llama_server, admin_key, alice_key, outsider_key)
+        yield Deployment(gateway, llama_server, admin_key, alice_key, outsider_key, limited)
 
 
 def _rows_since(deployment: Deployment, before: int, count: int) -> list[dict[str, Any]]:
@@ -229,3 +236,40 @@ def test_usage_report_from_the_cli(deployment: Deployment) -> None:
     out = deployment.gateway.run("usage", "alice", "--json")
     assert '"user_name": "alice"' in out and '"model": "tiny"' in out
     assert Path(deployment.gateway.workdir / "data" / "secret.key").stat().st_mode & 0o077 == 0
+
+
+async def test_concurrency_limit_with_a_real_stream(deployment: Deployment) -> None:
+    url = deployment.gateway.base_url + "/v1/completions"
+    headers = {"Authorization": f"Bearer {deployment.limited_keys['solo']}"}
+    long = {"model": "tiny", "prompt": "go", "max_tokens": 4000, "ignore_eos": True, "stream": True}
+    short = {"model": "tiny", "prompt": "go", "max_tokens": 2}
+    async with aiohttp.ClientSession() as session:
+        stream = await session.post(url, json=long, headers=headers)
+        assert stream.status == 200
+        await stream.content.readuntil(b"\n\n")
+        async with session.post(url, json=short, headers=headers) as second:
+            assert second.status == 429
+            assert (await second.json())["error"]["code"] == "rate_limit_exceeded"
+            assert second.headers["Retry-After"] == "1"
+        stream.close()
+        # Retry-After: 1 is honest: within a second of the stream ending there is room again.
+        ended = time.monotonic()
+        while True:
+            async with session.post(url, json=short, headers=headers) as third:
+                if third.status == 200:
+                    break
+                assert time.monotonic() - ended < 1.0
+            await asyncio.sleep(0.05)
+
+
+def test_requests_per_minute_with_the_sdk(deployment: Deployment) -> None:
+    client = deployment.client(deployment.limited_keys["sam"])
+    started = time.monotonic()
+    for _ in range(2):
+        client.completions.create(model="tiny", prompt="hi", max_tokens=1)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.completions.create(model="tiny", prompt="hi", max_tokens=1)
+    retry_after = int(info.value.response.headers["Retry-After"])
+    assert 60 - (time.monotonic() - started) - 1 <= retry_after <= 60
+    body = info.value.body
+    assert isinstance(body, dict) and body["code"] == "rate_limit_exceeded"
