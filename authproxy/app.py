@@ -13,11 +13,13 @@ from authproxy.auth import ApiKeyAuthenticator
 from authproxy.auth_throttle import AuthThrottle
 from authproxy.client_address import ClientAddress
 from authproxy.config import Config
-from authproxy.endpoints import FORWARDED, MODELS_PATH
+from authproxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
 from authproxy.forward import Forwarder
 from authproxy.info_handlers import healthz, list_models, readyz
 from authproxy.key_index import KeyIndex
 from authproxy.keys import KeyHasher
+from authproxy.metrics import GatewayMetrics
+from authproxy.metrics_http import metrics
 from authproxy.middleware import auth_middleware, gateway_middleware
 from authproxy.monitor import UpstreamMonitor
 from authproxy.policy import Policy
@@ -49,6 +51,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[K.KEY_INDEX] = index
     app[K.CATALOG] = catalog
     app[K.QUOTAS] = quotas
+    app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
     app[K.WATCH] = watch
     app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
     try:
@@ -74,7 +77,9 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         app[K.SESSION] = session
-        app[K.FORWARDER] = Forwarder(session=session, timeouts=config.timeouts)
+        app[K.FORWARDER] = Forwarder(
+            session=session, timeouts=config.timeouts, metrics=app[K.METRICS]
+        )
         monitor = UpstreamMonitor(
             catalog=app[K.CATALOG],
             session=session,
@@ -102,6 +107,7 @@ def build_app(config: Config) -> web.Application:
     app[K.CONFIG] = config
     app[K.POLICY] = Policy(roles=config.roles)
     app[K.CLIENT_ADDRESS] = ClientAddress(trusted_proxies=config.trusted_proxies)
+    app[K.METRICS] = GatewayMetrics()
     # Order matters: on shutdown they close in reverse, so usage is flushed before the store.
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_client_ctx)
@@ -111,4 +117,5 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get(MODELS_PATH, list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get(METRICS_PATH, metrics)
     return app

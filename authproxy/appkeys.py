@@ -14,6 +14,7 @@ from authproxy.client_address import ClientAddress
 from authproxy.config import Config
 from authproxy.forward import Forwarder, Outcome
 from authproxy.key_index import KeyIndex
+from authproxy.metrics import GatewayMetrics
 from authproxy.policy import Policy
 from authproxy.principal import Principal
 from authproxy.quota import QuotaBook
@@ -34,6 +35,7 @@ AUTHENTICATORS = web.AppKey("authenticators", Sequence[Authenticator])
 CLIENT_ADDRESS = web.AppKey("client_address", ClientAddress)
 QUOTAS = web.AppKey("quotas", QuotaBook)
 AUTH_THROTTLE = web.AppKey("auth_throttle", AuthThrottle)
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT = web.RequestKey("client", str)

@@ -26,5 +26,6 @@ FORWARDED: dict[str, Endpoint] = {
 }
 
 MODELS_PATH = "/v1/models"
+METRICS_PATH = "/metrics"  # admin key, or a direct local scrape without one (metrics_http.py)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
-KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, *PUBLIC_PATHS})
+KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, METRICS_PATH, *PUBLIC_PATHS})

@@ -21,6 +21,7 @@ from authproxy.config import Timeouts
 from authproxy.endpoints import Endpoint
 from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachable
 from authproxy.headers import client_response_headers, upstream_request_headers
+from authproxy.metrics import GatewayMetrics
 from authproxy.request_body import PreparedRequest
 from authproxy.upstreams import Upstream
 from authproxy.usage_parse import SseRelay, Tokens, usage_from_body
@@ -61,9 +62,12 @@ def _error_event(message: str, code: str) -> bytes:
 
 
 class Forwarder:
-    def __init__(self, *, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
+    def __init__(
+        self, *, session: aiohttp.ClientSession, timeouts: Timeouts, metrics: GatewayMetrics
+    ) -> None:
         self._session = session
         self._timeouts = timeouts
+        self._metrics = metrics
         # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
         # by first_byte (in _send) and silence mid-answer by idle (in the relays). aiohttp's
         # sock_read would bound every read by one figure and cut slow streams short.
@@ -222,6 +226,7 @@ class Forwarder:
         outcome.status = resp.status
         outcome.tokens = relay.tokens
         await out.prepare(request)
+        self._metrics.stream_opened()  # closed in the finally below, however the relay ends
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
         try:
@@ -256,6 +261,7 @@ class Forwarder:
             raise
         finally:
             outcome.estimated_completion = relay.content_events
+            self._metrics.stream_closed()
         try:
             await out.write_eof()
         except ConnectionResetError:

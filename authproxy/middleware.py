@@ -25,6 +25,7 @@ from authproxy.errors import (
 )
 from authproxy.forward import Outcome
 from authproxy.keys import KEY_PREFIX, display_prefix
+from authproxy.metrics_http import anonymous_scrape
 
 log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
@@ -132,9 +133,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         request[K.PRINCIPAL] = await authenticate(request, request.app[K.AUTHENTICATORS])
     except AuthenticationFailed as exc:
-        if exc.code != "missing_api_key":  # a guess, not a browser that sent nothing
-            throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
-        raise
+        if not anonymous_scrape(path, request, exc):
+            request.app[K.METRICS].auth_failed(exc.code)
+            if exc.code != "missing_api_key":  # a guess, not a browser that sent nothing
+                throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
+            raise
     if path not in KNOWN_PATHS:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
     return await handler(request)

@@ -99,5 +99,6 @@ def make_handler(endpoint: Endpoint) -> Handler:
             )
             admission.settle(row.prompt_tokens + row.completion_tokens)
             app[K.USAGE].record(row)
+            app[K.METRICS].request_done(row, user=principal.user_name)
 
     return handle
