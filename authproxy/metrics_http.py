@@ -28,6 +28,8 @@ def is_direct_local(request: web.Request) -> bool:
         peer = ipaddress.ip_address(request.remote or "")
     except ValueError:  # a unix socket, or no peer at all
         return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack listener
     if not peer.is_loopback:
         return False
     return not any(name in request.headers for name in PROXY_HEADERS)

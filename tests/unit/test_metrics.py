@@ -1,13 +1,18 @@
-"""GatewayMetrics without sockets: bounded labels, own registries, scrape-time upstream state."""
+"""GatewayMetrics without sockets: bounded labels, own registries, scrape-time upstream state,
+and what counts as a direct local scrape."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from unittest import mock
 
+import pytest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy.metrics import OTHER, GatewayMetrics, LabelCap
+from authproxy.metrics_http import is_direct_local
 from authproxy.store.records import UsageRow
 
 ROW = UsageRow(
@@ -131,3 +136,27 @@ def test_each_instance_has_its_own_registry() -> None:
     names = {f.name for f in text_string_to_metric_families(body.decode())}
     assert {"authproxy_requests", "authproxy_open_streams", "process_cpu_seconds"} <= names
     assert b"alice" not in body
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "local"),
+    [
+        ("127.0.0.1", {}, True),
+        ("127.0.0.2", {}, True),
+        ("::1", {}, True),
+        ("::ffff:127.0.0.1", {}, True),
+        ("10.0.0.1", {}, False),
+        ("::ffff:10.0.0.1", {}, False),
+        (None, {}, False),  # a unix socket
+        ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}, False),
+        ("127.0.0.1", {"Forwarded": "for=198.51.100.7"}, False),
+        ("127.0.0.1", {"x-real-ip": "198.51.100.7"}, False),
+    ],
+)
+def test_direct_local_means_loopback_peer_and_no_proxy_header(
+    peer: str | None, headers: dict[str, str], local: bool
+) -> None:
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (peer, 50000) if peer else None
+    request = make_mocked_request("GET", "/metrics", headers=headers, transport=transport)
+    assert is_direct_local(request) is local
