@@ -14,6 +14,7 @@ from authproxy.errors import NotFound, PermissionDenied
 from authproxy.failover import forward_with_failover
 from authproxy.forward import Outcome
 from authproxy.principal import Principal
+from authproxy.quota import QuotaRefused
 from authproxy.request_body import PreparedRequest, prepare
 from authproxy.store.records import UsageRow
 from authproxy.usage_parse import estimate_prompt_tokens
@@ -75,7 +76,11 @@ def make_handler(endpoint: Endpoint) -> Handler:
         prepared = prepare(endpoint, await request.read())
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
-        admission = app[K.QUOTAS].admit(principal, prepared)
+        try:
+            admission = app[K.QUOTAS].admit(principal, prepared)
+        except QuotaRefused as exc:
+            app[K.METRICS].quota_rejected(principal.user_name, exc.reason)
+            raise
         prepared = admission.prepared  # max_tokens may have been clamped to the quota
         outcome = request[K.OUTCOME]
         started = time.perf_counter()

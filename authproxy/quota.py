@@ -35,7 +35,15 @@ from authproxy.store.records import UNLIMITED, QuotaOverride
 from authproxy.usage_parse import estimate_prompt_tokens
 
 
-class QuotaExceeded(RateLimited):
+class QuotaRefused(RateLimited):
+    """Over a limit; ``reason`` names which one for the metrics (``metrics.QUOTA_REASONS``)."""
+
+    def __init__(self, message: str, *, reason: str, headers: dict[str, str]) -> None:
+        super().__init__(message, headers=headers)
+        self.reason = reason
+
+
+class QuotaExceeded(QuotaRefused):
     """Out of tokens for the day or month (``insufficient_quota``)."""
 
     code = "insufficient_quota"
@@ -172,13 +180,15 @@ class QuotaBook:
                 c.recent.popleft()
             if len(c.recent) >= limits.requests_per_minute:
                 wait = math.ceil(c.recent[0] + 60 - mono)
-                raise RateLimited(
+                raise QuotaRefused(
                     f"rate limit: {limits.requests_per_minute} requests per minute",
+                    reason="rpm",
                     headers={"Retry-After": str(max(1, wait))},
                 )
         if limits.max_concurrent is not None and c.concurrent >= limits.max_concurrent:
-            raise RateLimited(
+            raise QuotaRefused(
                 f"rate limit: at most {limits.max_concurrent} concurrent requests",
+                reason="concurrency",
                 headers={"Retry-After": "1"},
             )
         reservation, prepared = self._reserve(c, limits, prepared)
@@ -200,7 +210,7 @@ class QuotaBook:
         t = now()
         self._roll(c, t)
         remaining: int | None = None
-        retry_at = 0.0
+        retry_at, tightest = 0.0, "day"
         for limit, used, end, what in (
             (limits.tokens_per_day, c.day_used, c.day_end, "day"),
             (limits.tokens_per_month, c.month_used, c.month_end, "month"),
@@ -211,10 +221,11 @@ class QuotaBook:
             if left <= 0:
                 raise QuotaExceeded(
                     f"token quota exhausted: {limit} tokens per {what}",
+                    reason=f"tokens_{what}",
                     headers={"Retry-After": str(max(1, math.ceil(end - t)))},
                 )
             if remaining is None or left < remaining:
-                remaining, retry_at = left, end
+                remaining, retry_at, tightest = left, end, what
         prompt = estimate_prompt_tokens(prepared.parsed)
         asked = _max_tokens(prepared.parsed)
         completion = asked if asked is not None else self._settings.default_max_tokens
@@ -229,6 +240,7 @@ class QuotaBook:
         if room < 1:
             raise QuotaExceeded(
                 f"token quota too low for this prompt ({remaining} tokens left)",
+                reason=f"tokens_{tightest}",
                 headers={"Retry-After": str(max(1, math.ceil(retry_at - t)))},
             )
         return remaining, with_max_tokens(prepared, room)
