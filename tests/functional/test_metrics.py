@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 from fakes.engine import FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
 
-from .helpers import CHAT, EMBEDDINGS, Gateway, bearer, chat_body
+from .helpers import CHAT, EMBEDDINGS, Gateway, bearer, chat_body, running_gateway
 from .wire import assert_error_shape
 
 BAD_KEY = "sk-" + "A" * 43
@@ -228,3 +229,27 @@ async def test_scrapes_do_not_disturb_requests(
     assert series(final, "authproxy_requests_total", *labels) == {
         ("alice", "tiny", "local", "200"): 20
     }
+
+
+async def test_quota_rejections_are_counted_by_user_and_reason(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+) -> None:
+    roles = {
+        "admin": {"models": ["*"]},
+        "user": {"models": ["*"], "requests_per_minute": 2},
+        "restricted": {"models": ["tiny"], "tokens_per_day": 1},
+    }
+    async with running_gateway(tmp_path, engine.base_url, roles=roles) as gw:
+        acc = gw.accounts
+        alice = [await _post(session, gw, acc.user_key, CHAT, chat_body()) for _ in range(3)]
+        assert alice == [200, 200, 429]
+        assert await _post(session, gw, acc.restricted_key, CHAT, chat_body()) == 429
+        await gw.usage(2)
+        samples = await scrape(session, gw)
+    name = "authproxy_quota_rejections_total"
+    assert series(samples, name, "user", "reason") == {
+        ("alice", "rpm"): 1,
+        ("rita", "tokens_day"): 1,
+    }
+    # Refused before the engine: no usage row, so not among the forwarded requests.
+    assert total(samples, "authproxy_requests_total") == 2
