@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fakes.engine import FakeEngine
+from fakes.engine import FakeEngine, start_engine
 from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import CHAT, EMBEDDINGS, Gateway, bearer, chat_body, running_gateway
@@ -253,3 +253,22 @@ async def test_quota_rejections_are_counted_by_user_and_reason(
     }
     # Refused before the engine: no usage row, so not among the forwarded requests.
     assert total(samples, "authproxy_requests_total") == 2
+
+
+async def test_upstream_up_follows_the_engine(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    engine = await start_engine(models=["tiny"])
+    closed = False
+    try:
+        async with running_gateway(tmp_path, engine.base_url) as gw:
+            up = "authproxy_upstream_up"
+            assert value(await scrape(session, gw), up, upstream="local") == 1
+            await engine.close()
+            closed = True
+            # A real request that cannot reach it takes it out of rotation at once.
+            assert await _post(session, gw, gw.accounts.user_key, CHAT, chat_body()) >= 500
+            assert value(await scrape(session, gw), up, upstream="local") == 0
+    finally:
+        if not closed:
+            await engine.close()
