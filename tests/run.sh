@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash tests/setup/system_packages.sh
 
-VENV="${AUTHPROXY_VENV:-.venv}"
+VENV="${TEST_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 echo "setup: installing authproxy and its test dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 \

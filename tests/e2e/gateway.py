@@ -20,6 +20,11 @@ from .llama_server import free_port
 AUTHPROXY = [sys.executable, "-m", "authproxy"]
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without AUTHPROXY_* variables, which would override the test config."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUTHPROXY_")}
+
+
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run an `authproxy` command in another process, against the same config and database."""
     return subprocess.run(
@@ -28,6 +33,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         timeout=60,
+        env=clean_env(),
     )
 
 
@@ -59,7 +65,7 @@ class Gateway:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**clean_env(), "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
