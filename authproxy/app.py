@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -70,15 +71,22 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=4,
         enable_cleanup_closed=True,
     )
-    async with aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=False,
-        trust_env=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-    ) as session:
+    options: dict[str, Any] = {
+        "auto_decompress": False,
+        "trust_env": False,
+        "cookie_jar": aiohttp.DummyCookieJar(),
+    }
+    fresh_connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with (
+        aiohttp.ClientSession(connector=connector, **options) as session,
+        aiohttp.ClientSession(connector=fresh_connector, **options) as fresh_session,
+    ):
         app[K.SESSION] = session
         app[K.FORWARDER] = Forwarder(
-            session=session, timeouts=config.timeouts, metrics=app[K.METRICS]
+            session=session,
+            fresh_session=fresh_session,
+            timeouts=config.timeouts,
+            metrics=app[K.METRICS],
         )
         monitor = UpstreamMonitor(
             catalog=app[K.CATALOG],

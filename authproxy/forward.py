@@ -63,9 +63,15 @@ def _error_event(message: str, code: str) -> bytes:
 
 class Forwarder:
     def __init__(
-        self, *, session: aiohttp.ClientSession, timeouts: Timeouts, metrics: GatewayMetrics
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        fresh_session: aiohttp.ClientSession,
+        timeouts: Timeouts,
+        metrics: GatewayMetrics,
     ) -> None:
         self._session = session
+        self._fresh_session = fresh_session  # never reuses a connection: for the retry
         self._timeouts = timeouts
         self._metrics = metrics
         # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
@@ -89,10 +95,6 @@ class Forwarder:
         headers = upstream_request_headers(
             request.headers, upstream_auth=upstream.auth_headers(), request_id=request_id
         )
-        if prepared.stream:
-            # Engines (llama-server) may drop the connection after a stream while announcing
-            # keep-alive; a stream is long enough that a fresh connection costs nothing.
-            headers["Connection"] = "close"
         upstream.outstanding += 1
         resp: aiohttp.ClientResponse | None = None
         try:
@@ -127,9 +129,10 @@ class Forwarder:
         headers: CIMultiDict[str],
     ) -> aiohttp.ClientResponse:
         for attempt in (1, 2):
+            session = self._session if attempt == 1 else self._fresh_session
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
-                    return await self._session.post(
+                    return await session.post(
                         upstream.url + endpoint.path,
                         data=prepared.body,
                         headers=headers,
@@ -141,9 +144,11 @@ class Forwarder:
                     f"upstream {upstream.name} did not answer within the timeout"
                 ) from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A pooled keep-alive connection the engine had already closed: no answer came
-                # back, so one more try on a fresh connection is safe. Refused connects are not
-                # retried (ClientConnectorError is an OSError too, caught below).
+                # A pooled keep-alive connection the engine had already closed (llama-server
+                # closes after every stream while announcing keep-alive; uvicorn closes idle
+                # ones): no answer came back, so one more try is safe, on a connection that is
+                # surely new (the pool might hand out another dead one). Refused connects are
+                # not retried (ClientConnectorError is an OSError too, caught below).
                 if attempt == 1 and not isinstance(exc, aiohttp.ClientConnectorError):
                     continue
                 raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc

@@ -273,3 +273,21 @@ def test_requests_per_minute_with_the_sdk(deployment: Deployment) -> None:
     assert 60 - (time.monotonic() - started) - 1 <= retry_after <= 60
     body = info.value.body
     assert isinstance(body, dict) and body["code"] == "rate_limit_exceeded"
+
+
+async def test_streams_and_plain_requests_back_to_back(deployment: Deployment) -> None:
+    """llama-server closes the connection after every stream while announcing keep-alive: the
+    gateway must never hand a client the error of a pooled connection that died that way."""
+    url = deployment.gateway.base_url + "/v1/completions"
+    headers = {"Authorization": f"Bearer {deployment.alice_key}"}
+    async with aiohttp.ClientSession() as session:
+
+        async def one(stream: bool) -> int:
+            body = {"model": "tiny", "prompt": "a", "max_tokens": 2, "stream": stream}
+            async with session.post(url, json=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+
+        statuses = [await one(i % 2 == 0) for i in range(20)]
+        statuses += await asyncio.gather(*(one(i % 2 == 0) for i in range(20)))
+    assert statuses == [200] * 40
