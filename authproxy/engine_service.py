@@ -20,6 +20,7 @@ ENGINE_SERVICE: tuple[tuple[str, str], ...] = (
     ("Type", "notify"),  # `engine run` says READY=1 once the health check passes
     ("NotifyAccess", "main"),
     ("DynamicUser", "yes"),  # a throwaway uid: the engine owns nothing on the host
+    ("User", "authproxy-engine"),  # one name (and uid) for every engine: they share the cache
     ("CacheDirectory", "authproxy-engine"),  # downloaded weights, compile caches
     ("Environment", "HOME=%C/authproxy-engine XDG_CACHE_HOME=%C/authproxy-engine"),
     ("Environment", "HF_HOME=%C/authproxy-engine/huggingface"),

@@ -34,6 +34,7 @@ VLLM_SERVE_FLAGS = {
     "--max-model-len", "--gpu-memory-utilization", "--kv-cache-dtype",
     "--enable-prefix-caching", "--disable-uvicorn-access-log", "--max-num-seqs",
     "--api-key", "--quantization", "--enforce-eager", "--generation-config",
+    "--enable-auto-tool-choice", "--tool-call-parser",
 }  # fmt: skip
 
 
@@ -81,9 +82,12 @@ def test_values_and_optional_flags() -> None:
             "gpus": "0,1",
             "tensor-parallel-size": "2",  # dashes work like underscores
             "extra": "--max-num-seqs 64 --quantization 'fp8'",
+            "tool_call_parser": "hermes",
         },
     )
     argv = rendered.argv
+    tools = argv.index("--enable-auto-tool-choice")
+    assert argv[tools + 1 : tools + 3] == ["--tool-call-parser", "hermes"]
     assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
     assert argv[-4:] == ["--max-num-seqs", "64", "--quantization", "fp8"]
     assert rendered.env["CUDA_VISIBLE_DEVICES"] == "0,1"
