@@ -6,7 +6,10 @@ client ──HTTPS──▶ Caddy (127.0.0.1, tls internal) ──▶ authproxy 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 
 from .caddy import SITE, Caddy, find_caddy
@@ -150,3 +154,37 @@ async def test_security_headers_and_the_body_limit(stack: Stack) -> None:
         assert error["code"] == "request_too_large"
         with pytest.raises(AssertionError, match="no access log line"):
             stack.access_line(request_id, within=0.5)
+
+
+def test_the_readme_client_settings_work_over_https(stack: Stack) -> None:
+    """README, "Connect your tools": the openai SDK and curl, trusting Caddy's internal CA."""
+    base_url = f"{stack.caddy.base_url}/v1"
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=stack.key,
+        http_client=openai.DefaultHttpxClient(
+            verify=ssl.create_default_context(cafile=str(stack.caddy.root_cert))
+        ),
+        max_retries=0,
+    )
+    with client:
+        stream = client.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=16,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+    curl = shutil.which("curl")
+    assert curl, "curl is part of the test setup"
+    done = subprocess.run(
+        [curl, "-sS", "--fail", "--cacert", str(stack.caddy.root_cert),
+         "--resolve", f"{SITE}:{stack.caddy.https_port}:127.0.0.1",
+         f"{base_url}/models", "-H", f"Authorization: Bearer {stack.key}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [m["id"] for m in json.loads(done.stdout)["data"]] == ["tiny"]
