@@ -15,8 +15,14 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 echo "setup: apt-get install ${need[*]}" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq >&2
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! { $SUDO apt-get update -qq &&
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "setup: apt-get install ${need[*]} failed" >&2
+    exit 1
+fi
 # Debian starts caddy.service (on :80) when it installs caddy on a host run by systemd; the
 # tests start their own Caddy on loopback ports, so stop and disable the packaged one again.
 if [[ " ${need[*]} " == *" caddy "* ]] && [ -d /run/systemd/system ]; then
