@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from authproxy.admin import AdminError
-from authproxy.cli import commands
+from authproxy.cli import commands, engine, engine_init
 from authproxy.config import Config, ConfigError, load_config
 from authproxy.secret import SecretFileError
 from authproxy.store.base import StoreError
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         help="create data dir, database, secret and the first admin; print its key",
     )
     init.add_argument("--name", default="admin", help="the first admin's user name")
+    engine_init.add_init_options(init)  # deploy: --engine PROFILE
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
 
     users = sub.add_parser("users", parents=[common], help="manage users")
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", default="7d", metavar="DURATION")
     audit.add_argument("--limit", type=int, default=200)
     audit.add_argument("--json", action="store_true")
+    engine.add_parser(sub)  # deploy: `authproxy engine …` (needs no config)
     return p
 
 
@@ -131,6 +133,11 @@ COMMANDS: dict[str, Command] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # deploy: engine commands need no config; `init --engine` edits it before it is loaded
+    if args.command == "engine":
+        return engine.run(args)
+    if args.command == "init" and args.engine and (failed := engine_init.prepare_init(args)):
+        return failed
     try:
         config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
