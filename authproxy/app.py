@@ -11,6 +11,7 @@ from authproxy import appkeys as K
 from authproxy.accounting import UsageWriter
 from authproxy.auth import ApiKeyAuthenticator
 from authproxy.auth_throttle import AuthThrottle
+from authproxy.browser_setup import add_browser_routes, browser_ctx
 from authproxy.client_address import ClientAddress
 from authproxy.config import Config
 from authproxy.endpoints import FORWARDED, MODELS_PATH
@@ -95,6 +96,7 @@ def build_app(config: Config) -> web.Application:
     app[K.CLIENT_ADDRESS] = ClientAddress(trusted_proxies=config.trusted_proxies)
     # Order matters: on shutdown they close in reverse, so usage is flushed before the store.
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(browser_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_usage_ctx)
     for path, endpoint in FORWARDED.items():
@@ -102,4 +104,5 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get(MODELS_PATH, list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_browser_routes(app)
     return app

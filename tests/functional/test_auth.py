@@ -121,7 +121,7 @@ async def test_expired_key_is_refused_after_expiry(
 async def test_unknown_path_auth_before_routing(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
-    for path in ("/v1/nope", "/slots", "/metrics", "/props", "/", "/admin"):
+    for path in ("/v1/nope", "/slots", "/metrics", "/props", "/admin", "/account/x"):
         status, err = await _status(session, gateway, {}, path)
         assert (status, err["type"]) == (401, "authentication_error"), path
         status, err = await _status(session, gateway, bearer(gateway.accounts.user_key), path)
