@@ -223,6 +223,7 @@ async def create_key(request: web.Request) -> web.Response:
         )
     except AdminError as exc:
         return message_page("Cannot create a key", str(exc), status=409, link="/account")
+    await request.app[K.WATCH].check()  # usable the moment it is shown
     box = _new_key_box(request, new.secret, new.record, _models(request, session.record.role))
     return await _render(request, session, new_key=box, status=201)
 
@@ -246,4 +247,5 @@ async def revoke_key(request: web.Request) -> web.Response:
         return message_page("No such key", "That key is not yours.", status=404, link="/account")
     with contextlib.suppress(AdminError):  # revoked already (another tab): what was wanted
         await admin.revoke_key(int(key_id))
+    await request.app[K.WATCH].check()  # refused from the next request on
     return redirect("/account?done=revoked")

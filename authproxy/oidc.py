@@ -9,9 +9,11 @@ made-up key ids cannot hammer the provider.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from authlib.common.urls import add_params_to_uri
@@ -122,11 +124,14 @@ class OidcClient:
             "redirect_uri": self.settings.redirect_url,
             "code_verifier": code_verifier,
         }
-        auth = None
+        headers = {"Accept": "application/json"}
         secret = self.settings.client_secret
         method = self.settings.auth_method
         if method == "client_secret_basic" and secret is not None:
-            auth = aiohttp.BasicAuth(self.settings.client_id, secret.get_secret_value())
+            # RFC 6749 2.3.1: both parts form-urlencoded before they are joined and encoded.
+            user = quote(self.settings.client_id, safe="")
+            pair = f"{user}:{quote(secret.get_secret_value(), safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             form["client_id"] = self.settings.client_id
             if method == "client_secret_post" and secret is not None:
@@ -134,7 +139,7 @@ class OidcClient:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
         try:
             async with self._session.post(
-                meta["token_endpoint"], data=form, auth=auth, timeout=timeout
+                meta["token_endpoint"], data=form, headers=headers, timeout=timeout
             ) as resp:
                 body = await resp.json(content_type=None)
                 status = resp.status
