@@ -44,29 +44,29 @@ def _when(request: web.Request, ts: float | None) -> str:
     if ts is None:
         return "never"
     zone = ZoneInfo(request.app[K.CONFIG].quotas.timezone)
-    return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _meter(name: str, used: int, limit: int | None) -> Safe:
     if limit is None:
         return render(
-            "account_meter.html", name=name, text=f"{used:,} tokens · no limit", percent=0, state=""
+            "account_meter.html", name=name, text=f"{used:,} tokens (no limit)", bar=EMPTY
         )
     percent = min(100, round(100 * used / limit)) if limit else 100
-    return render(
-        "account_meter.html",
-        name=name,
-        text=f"{used:,} / {limit:,} tokens",
-        percent=percent,
-        state="full" if percent >= 100 else "",
+    bar = Safe(
+        f'<progress class="{"full" if percent >= 100 else ""}" max="100" value="{percent}">'
+        f"{percent}%</progress>"
     )
+    return render("account_meter.html", name=name, text=f"{used:,} / {limit:,} tokens", bar=bar)
 
 
 def _limits_line(usage: UserUsage) -> str:
-    rpm, conc = usage.limits.requests_per_minute, usage.limits.max_concurrent
+    def shown(value: int | None) -> str:
+        return "no limit" if value is None else f"{value:,}"
+
     return (
-        f"{'no limit on' if rpm is None else f'{rpm:,}'} requests a minute · "
-        f"{'no limit on' if conc is None else f'{conc:,}'} concurrent requests"
+        f"Requests a minute: {shown(usage.limits.requests_per_minute)} · "
+        f"at once: {shown(usage.limits.max_concurrent)}"
     )
 
 

@@ -53,7 +53,7 @@ async def test_create_use_and_revoke_a_key(
     gw, _ = sso
     page = await web.account()
     assert page.status == 200 and "No keys yet" in page.text
-    assert "0 / 1,000 tokens" in page.text and "30 requests a minute" in page.text
+    assert "0 / 1,000 tokens" in page.text and "Requests a minute: 30" in page.text
     assert "Models you can use: tiny" in page.text
     made = await web.post(
         "/account/keys", {"csrf": page.csrf(1), "label": "laptop", "expires": "30d"}
