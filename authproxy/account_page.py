@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.admin import AdminError, AdminService, UserUsage
+from authproxy.admin import AdminError, AdminService
 from authproxy.browser import BROWSER, audit
 from authproxy.clock import now, parse_duration
 from authproxy.csrf import FIELD
 from authproxy.html import EMPTY, Safe, esc, join, message_page, page, redirect, render
+from authproxy.quota import Limits
 from authproxy.sessions import CURRENT, BrowserSession
 from authproxy.store.records import ApiKey
 
@@ -60,13 +61,13 @@ def _meter(name: str, used: int, limit: int | None) -> Safe:
     return render("account_meter.html", name=name, text=f"{used:,} / {limit:,} tokens", bar=bar)
 
 
-def _limits_line(usage: UserUsage) -> str:
+def _limits_line(limits: Limits) -> str:
     def shown(value: int | None) -> str:
         return "no limit" if value is None else f"{value:,}"
 
     return (
-        f"Requests a minute: {shown(usage.limits.requests_per_minute)} · "
-        f"at once: {shown(usage.limits.max_concurrent)}"
+        f"Requests a minute: {shown(limits.requests_per_minute)} · "
+        f"at once: {shown(limits.max_concurrent)}"
     )
 
 
@@ -136,8 +137,11 @@ async def _render(
 ) -> web.Response:
     browser = request.app[BROWSER]
     record = session.record
+    # The quota book's own counters: what this gateway enforces, without a query over usage.
+    quotas = request.app[K.QUOTAS]
+    limits = quotas.limits(request[K.PRINCIPAL])
+    today, month = quotas.used(record.user_id)
     admin = _admin(request, session)
-    usage = (await admin.usage_against_quotas(since=now() - 86400, user_name=record.user_name))[0]
     keys = [k for k in await admin.list_keys(record.user_name) if k.revoked_at is None]
     csrf = browser.csrf.token(session.token, PURPOSE)
     items = [_key_item(request, k, csrf) for k in reversed(keys)]
@@ -156,11 +160,11 @@ async def _render(
         newkey=new_key,
         meters=join(
             [
-                _meter("Today", usage.tokens_today, usage.limits.tokens_per_day),
-                _meter("This month", usage.tokens_month, usage.limits.tokens_per_month),
+                _meter("Today", today, limits.tokens_per_day),
+                _meter("This month", month, limits.tokens_per_month),
             ]
         ),
-        limits=_limits_line(usage),
+        limits=_limits_line(limits),
         models=", ".join(models) or "none right now",
         keys=key_list,
         create_csrf=csrf,
