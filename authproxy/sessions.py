@@ -69,7 +69,8 @@ class SessionManager:
         if record.expires_at <= t or record.last_seen_at + self.settings.idle_timeout <= t:
             await self._store.delete_session(digest(token))
             return None
-        if record.user_disabled:
+        if record.user_disabled:  # ended for good: enabling the user again does not revive it
+            await self._store.delete_session(digest(token))
             return None
         if t - record.last_seen_at >= TOUCH_EVERY:
             await self._store.touch_session(record.id, t)

@@ -155,6 +155,9 @@ def test_sso_to_working_key_in_a_real_browser(site: Site, browser: BrowserContex
     elapsed = time.monotonic() - started
     env = (page.text_content("#env") or "").strip().splitlines()
     key = (page.text_content("#key") or "").strip()
+    browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=gw.base_url)
+    page.click("button[data-copy=env]")
+    assert page.evaluate("navigator.clipboard.readText()").strip().splitlines() == env
     page.screenshot(path=str(ARTIFACTS / "account.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(ARTIFACTS / "account-phone.png"), full_page=True)

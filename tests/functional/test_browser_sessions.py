@@ -41,6 +41,9 @@ async def test_disabled_user_cannot_sign_in_and_loses_the_session(
     assert (await web.account()).location.startswith("/auth/login")
     refused = await web.oidc_login()
     assert refused.status == 403 and "disabled" in refused.text
+    async with gw.admin() as admin:
+        await admin.set_disabled("olivia", False)
+    assert (await web.get(MODELS)).status == 401  # enabling again revives no old session
 
 
 async def test_unknown_users_refused_when_configured(tmp_path: Path, engine: FakeEngine) -> None:

@@ -13,7 +13,7 @@ from fakes.engine import FakeEngine
 from authproxy.passwords import hash_password
 
 from .browser import Browser, browser
-from .helpers import MODELS, Gateway, run_cli, running_gateway
+from .helpers import AUTHPROXY, MODELS, Gateway, cli_env, run_cli, running_gateway
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "authproxy_session"
@@ -115,6 +115,7 @@ async def test_verification_runs_off_the_event_loop(local: Gateway) -> None:
 async def test_users_passwd_cli_reads_stdin(local: Gateway, tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         *_cli(local, "users", "passwd", "rita"),
+        env=cli_env(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -129,6 +130,4 @@ async def test_users_passwd_cli_reads_stdin(local: Gateway, tmp_path: Path) -> N
 
 
 def _cli(gw: Gateway, *args: str) -> list[str]:
-    from .helpers import AUTHPROXY
-
     return [AUTHPROXY, "--config", str(gw.config_path), *args]
