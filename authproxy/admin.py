@@ -20,6 +20,7 @@ from authproxy.store.records import (
     AuditEntry,
     ModelSetting,
     QuotaOverride,
+    Session,
     UsageSummary,
     User,
 )
@@ -202,6 +203,29 @@ class AdminService:
 
     async def audit_log(self, *, since: float, limit: int = 1000) -> list[AuditEntry]:
         return await self._store.list_audit(since=since, limit=limit)
+
+    # -- passwords and browser sessions ------------------------------------------------------
+
+    async def set_password(self, name: str, password_hash: str | None) -> User:
+        """Set (a hash made by ``passwords.hash_password``) or clear a user's password; a
+        change ends the user's browser sessions."""
+        user = await self._store.set_password_hash(name, password_hash)
+        ended = await self._store.delete_user_sessions(user.id)
+        action = "user.passwd" if password_hash else "user.passwd_clear"
+        await self._audit(action, name, f"sessions_ended={ended}")
+        return user
+
+    async def list_sessions(self, user_name: str | None = None) -> list[Session]:
+        user_id = (await self._store.get_user(user_name)).id if user_name else None
+        await self._store.purge_sessions(idle_before=now() - self._config.sessions.idle_timeout)
+        return await self._store.list_sessions(user_id)
+
+    async def end_sessions(self, user_name: str) -> int:
+        """End every browser session of a user, at once; the number ended."""
+        user = await self._store.get_user(user_name)
+        ended = await self._store.delete_user_sessions(user.id)
+        await self._audit("session.revoke", user_name, f"sessions_ended={ended}")
+        return ended
 
     # -- first start ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from authproxy import appkeys as K
 from authproxy.accounting import UsageWriter
 from authproxy.auth import ApiKeyAuthenticator
 from authproxy.auth_throttle import AuthThrottle
+from authproxy.browser_setup import add_browser_routes, browser_ctx
 from authproxy.client_address import ClientAddress
 from authproxy.config import Config
 from authproxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
@@ -118,6 +119,7 @@ def build_app(config: Config) -> web.Application:
     app[K.METRICS] = GatewayMetrics()
     # Order matters: on shutdown they close in reverse, so usage is flushed before the store.
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(browser_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_usage_ctx)
     for path, endpoint in FORWARDED.items():
@@ -126,4 +128,5 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(METRICS_PATH, metrics)
+    add_browser_routes(app)
     return app

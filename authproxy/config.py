@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from authproxy.config_login import Oidc, PasswordLogin, Sessions
+
 ENV_PREFIX = "AUTHPROXY_"
 DEFAULT_CONFIG_NAME = "authproxy.yaml"
 ADMIN_ROLE = "admin"
@@ -119,15 +121,6 @@ class AuthThrottle(_Strict):
     block: float = Field(default=300.0, ge=0)  # ... refuse that address for this long
 
 
-class Oidc(_Strict):
-    issuer: str
-    client_id: str
-    client_secret: SecretStr | None = None
-    redirect_url: str
-    role_claim: str = "groups"
-    roles_map: dict[str, str] = Field(default_factory=dict)
-
-
 def _default_upstreams() -> list[Upstream]:
     return [Upstream(name="local", url="http://127.0.0.1:8080", discover=True)]
 
@@ -152,6 +145,8 @@ class Config(_Strict):
     roles: dict[str, Role] = Field(default_factory=_default_roles)
     default_role: str = "user"
     oidc: Oidc | None = None
+    sessions: Sessions = Field(default_factory=Sessions)
+    password_login: PasswordLogin = Field(default_factory=PasswordLogin)
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     max_request_mb: float = Field(default=32, gt=0)
     timeouts: Timeouts = Field(default_factory=Timeouts)
@@ -183,6 +178,11 @@ class Config(_Strict):
             problems.append(f"roles: the `{ADMIN_ROLE}` role must be defined")
         if self.default_role not in self.roles:
             problems.append(f"default_role: `{self.default_role}` is not a defined role")
+        if self.oidc is not None:
+            mapped = [*self.oidc.roles_map.values(), self.oidc.default_role or self.default_role]
+            unknown = sorted({r for r in mapped if r not in self.roles})
+            if unknown:
+                problems.append(f"oidc: role(s) {', '.join(unknown)} not defined in `roles`")
         names = [u.name for u in self.upstreams]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

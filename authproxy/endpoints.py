@@ -27,5 +27,9 @@ FORWARDED: dict[str, Endpoint] = {
 
 MODELS_PATH = "/v1/models"
 METRICS_PATH = "/metrics"  # admin key, or a direct local scrape without one (metrics_http.py)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
-KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, METRICS_PATH, *PUBLIC_PATHS})
+# Browser login: public (they make their own checks: CSRF tokens, state, rate limits).
+AUTH_PATHS = frozenset({"/auth/login", "/auth/oidc", "/auth/callback", "/auth/logout"})
+# Pages for a signed-in browser; without a session they redirect to the sign-in page.
+PAGE_PATHS = frozenset({"/", "/account", "/account/keys", "/account/keys/revoke"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *AUTH_PATHS})
+KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, METRICS_PATH, *PUBLIC_PATHS, *PAGE_PATHS})

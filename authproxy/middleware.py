@@ -15,7 +15,9 @@ from aiohttp.typedefs import Handler
 
 from authproxy import appkeys as K
 from authproxy.auth import authenticate
-from authproxy.endpoints import KNOWN_PATHS, PUBLIC_PATHS
+from authproxy.browser import BROWSER
+from authproxy.csrf import require_same_origin
+from authproxy.endpoints import KNOWN_PATHS, PAGE_PATHS, PUBLIC_PATHS
 from authproxy.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -31,6 +33,8 @@ log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Not a guess: nothing presented, or a browser whose (unguessable) session ended.
+_QUIET_FAILURES = frozenset({"missing_api_key", "session_expired"})
 
 
 def error_response(exc: GatewayError, request_id: str | None = None) -> web.Response:
@@ -131,13 +135,32 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     client = request[K.CLIENT]
     throttle.check(client)
     try:
-        request[K.PRINCIPAL] = await authenticate(request, request.app[K.AUTHENTICATORS])
+        principal = await authenticate(request, request.app[K.AUTHENTICATORS])
     except AuthenticationFailed as exc:
-        if not anonymous_scrape(path, request, exc):
-            request.app[K.METRICS].auth_failed(exc.code)
-            if exc.code != "missing_api_key":  # a guess, not a browser that sent nothing
-                throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
-            raise
+        if anonymous_scrape(path, request, exc):
+            return await handler(request)  # a direct local scrape of /metrics, no principal
+        request.app[K.METRICS].auth_failed(exc.code)
+        if exc.code not in _QUIET_FAILURES:  # guesses count; "sent nothing" and expiry don't
+            throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
+        if path in PAGE_PATHS:
+            return _to_login(request, path)
+        raise
+    request[K.PRINCIPAL] = principal
     if path not in KNOWN_PATHS:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
+    if principal.via == "session" and path not in PAGE_PATHS:  # pages check CSRF tokens
+        require_same_origin(request, tls=request.app[K.CLIENT_ADDRESS].came_over_tls(request))
     return await handler(request)
+
+
+def _to_login(request: web.Request, path: str) -> web.Response:
+    """A page asked for without a (live) session: to the sign-in page, dropping a dead cookie."""
+    target = path if request.method == "GET" and path != "/" else "/account"
+    response = web.Response(
+        status=303,
+        headers={"Location": f"/auth/login?next={target}", "Cache-Control": "no-store"},
+    )
+    sessions = request.app[BROWSER].sessions
+    if sessions.token(request) is not None:
+        sessions.clear_cookie(request, response)
+    return response

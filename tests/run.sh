@@ -13,11 +13,15 @@ VENV="${TEST_VENV:-.venv}"
 echo "setup: installing authproxy and its test dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
-"$VENV/bin/python" -c 'import authproxy, openai, gguf' # fail here, clearly, if the install did
+"$VENV/bin/python" -c 'import authproxy, openai, gguf, playwright' # fail here, clearly
 
 LLAMA_SERVER_BIN="$(PATH="$VENV/bin:$PATH" bash tests/setup/install_llama_server.sh | tail -n 1)"
 export LLAMA_SERVER_BIN
 echo "setup: llama-server at $LLAMA_SERVER_BIN" >&2
+
+OIDC_PROVIDER_DIR="$(bash tests/setup/install_oidc_provider.sh | tail -n 1)"
+export OIDC_PROVIDER_DIR
+echo "setup: oidc-provider in $OIDC_PROVIDER_DIR" >&2
 
 echo "check: ruff" >&2
 "$VENV/bin/ruff" check .
@@ -25,4 +29,6 @@ echo "check: ruff" >&2
 echo "check: mypy --strict" >&2
 "$VENV/bin/mypy"
 echo "test: pytest" >&2
+# AUTHPROXY_VENV / AUTHPROXY_CACHE steer this script; to the gateway they would be config keys.
+unset AUTHPROXY_VENV AUTHPROXY_CACHE
 exec "$VENV/bin/python" -m pytest "$@"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from authproxy.admin import AdminError
-from authproxy.cli import commands, engine, engine_init
+from authproxy.cli import commands, engine, engine_init, login_commands
 from authproxy.config import Config, ConfigError, load_config
 from authproxy.secret import SecretFileError
 from authproxy.store.base import StoreError
@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
             flag, dest=dest, type=commands.quota_value, metavar="N", default=commands.UNSET
         )
 
+    login_commands.add_parsers(u, sub, common, _OneLineParser)
+
     keys = sub.add_parser("keys", parents=[common], help="manage API keys")
     k = keys.add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
@@ -128,6 +130,7 @@ COMMANDS: dict[str, Command] = {
     "models": commands.cmd_models,
     "usage": commands.cmd_usage,
     "audit": commands.cmd_audit,
+    "sessions": login_commands.cmd_sessions,
 }
 
 
@@ -162,7 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.getLogger("authproxy").setLevel(logging.ERROR)  # commands say what failed themselves
     try:
-        asyncio.run(COMMANDS[args.command](config, args))
+        command = COMMANDS[args.command]
+        if args.command == "users" and args.action == "passwd":
+            command = login_commands.cmd_passwd
+        asyncio.run(command(config, args))
     except (AdminError, StoreError, SecretFileError, ValueError) as exc:
         print(f"authproxy: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from authproxy.store.login_base import LoginStore
 from authproxy.store.records import (
     ActiveKey,
     ApiKey,
@@ -33,7 +34,7 @@ class ConflictError(StoreError):
     pass
 
 
-class Store(Protocol):
+class Store(LoginStore, Protocol):
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
 

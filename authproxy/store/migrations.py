@@ -95,4 +95,30 @@ MIGRATIONS: list[list[str]] = [
         _bump("quotas", "UPDATE"),
         _bump("quotas", "DELETE"),
     ],
+    # 2: browser sessions, pending OIDC logins (ids stored only as SHA-256), and the OIDC
+    # subject a user is linked to (a login is matched by subject, never by a name alone)
+    [
+        """ALTER TABLE users ADD COLUMN oidc_subject TEXT""",
+        """CREATE UNIQUE INDEX users_oidc_subject ON users(oidc_subject)""",
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            id_hash BLOB NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            via TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            source TEXT,
+            user_agent TEXT
+        )""",
+        """CREATE INDEX sessions_user ON sessions(user_id)""",
+        """CREATE TABLE login_flows (
+            state_hash BLOB PRIMARY KEY,
+            browser_hash BLOB NOT NULL,
+            nonce TEXT NOT NULL,
+            code_verifier TEXT NOT NULL,
+            next_path TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+    ],
 ]

@@ -95,3 +95,31 @@ class AuditEntry:
     target: str | None
     detail: str | None
     source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser session, with its user as the store knows it now."""
+
+    id: int
+    user_id: int
+    user_name: str
+    role: str
+    user_disabled: bool
+    via: str  # "oidc" or "password"
+    created_at: float
+    last_seen_at: float
+    expires_at: float  # the absolute end; the idle end is last_seen_at + the idle timeout
+    source: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFlow:
+    """An OIDC login under way: what the callback must find to finish it (used once)."""
+
+    browser_hash: bytes  # SHA-256 of the login cookie of the browser that started it
+    nonce: str
+    code_verifier: str
+    next_path: str
+    created_at: float

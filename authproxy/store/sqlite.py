@@ -23,6 +23,7 @@ from authproxy.store.records import (
     UsageSummary,
     User,
 )
+from authproxy.store.sqlite_login import LoginQueries
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -47,7 +48,7 @@ def _key(row: Iterable[Any]) -> ApiKey:
     return ApiKey(*row)
 
 
-class SqliteStore:
+class SqliteStore(LoginQueries):
     """All writes go through ``_write`` (one lock, one ``BEGIN IMMEDIATE`` transaction each)."""
 
     def __init__(self, *, db: aiosqlite.Connection, path: Path) -> None:

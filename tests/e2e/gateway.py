@@ -38,9 +38,9 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class Gateway:
-    def __init__(self, *, workdir: Path, settings: dict[str, Any]) -> None:
+    def __init__(self, *, workdir: Path, settings: dict[str, Any], port: int | None = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.config = workdir / "authproxy.yaml"
         body = {"listen": {"host": "127.0.0.1", "port": self.port}, "data_dir": "data"}
         self.config.write_text(yaml.safe_dump({**body, **settings}))

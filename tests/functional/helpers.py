@@ -162,8 +162,11 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(tmp: Path, upstream_url: str, **overrides: Any) -> AsyncIterator[Gateway]:
-    """The gateway in-process on 127.0.0.1 (free port), as `authproxy serve` runs it."""
+async def running_gateway(
+    tmp: Path, upstream_url: str, *, port: int = 0, **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """The gateway in-process on 127.0.0.1 (`port`, else a free one), as `authproxy serve`
+    runs it."""
     raw = gateway_config(tmp / "data", upstream_url, **overrides)
     config_path = write_config(tmp / "authproxy.yaml", raw)
     config = Config.model_validate(raw)
@@ -172,7 +175,7 @@ async def running_gateway(tmp: Path, upstream_url: str, **overrides: Any) -> Asy
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         port = int(runner.addresses[0][1])
         yield Gateway(f"http://127.0.0.1:{port}", port, config, config_path, accounts, app)

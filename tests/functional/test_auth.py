@@ -121,8 +121,9 @@ async def test_expired_key_is_refused_after_expiry(
 async def test_unknown_path_auth_before_routing(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
-    # (/metrics is the gateway's own now, never the engine's: see test_metrics.py)
-    for path in ("/v1/nope", "/slots", "/props", "/", "/admin"):
+    # (/metrics is the gateway's own now, never the engine's: see test_metrics.py;
+    # / is the browser's way to the account page: see the browser login tests)
+    for path in ("/v1/nope", "/slots", "/props", "/admin", "/account/x"):
         status, err = await _status(session, gateway, {}, path)
         assert (status, err["type"]) == (401, "authentication_error"), path
         status, err = await _status(session, gateway, bearer(gateway.accounts.user_key), path)

@@ -13,7 +13,7 @@ from fakes.engine import FakeEngine, running_engine, start_engine
 
 from .helpers import CHAT, MESSAGES, MODELS, Gateway, bearer, chat_body, running_gateway
 
-FAST = {"discover_interval": 0.1, "health": {"interval": 0.1, "unhealthy_after": 1}}
+FAST: dict[str, Any] = {"discover_interval": 0.1, "health": {"interval": 0.1, "unhealthy_after": 1}}
 
 
 async def listed(session: aiohttp.ClientSession, gw: Gateway, key: str) -> dict[str, str]:

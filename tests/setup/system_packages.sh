@@ -11,6 +11,10 @@ command -v make >/dev/null || need+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v caddy >/dev/null || need+=(caddy)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# Browser login end to end: a real browser (driven by Playwright) and a real OIDC provider.
+command -v chromium >/dev/null || need+=(chromium)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "setup: apt-get install ${need[*]}" >&2
 SUDO=""

@@ -1,0 +1,88 @@
+"""What the browser-facing routes share: sessions, CSRF tokens, the login cookie, OIDC parts.
+
+The *login cookie* is a short-lived random value (path ``/auth``, ten minutes) that a browser
+gets when it opens the sign-in page or starts an OIDC login. The password form's CSRF token is
+derived from it, and an OIDC login is bound to it: the callback is accepted only from the
+browser that started that login, so nobody can finish their own login in someone else's browser.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from authproxy import appkeys as K
+from authproxy.clock import now
+from authproxy.csrf import CsrfTokens
+from authproxy.keys import KeyHasher
+from authproxy.login_limit import LoginLimiter
+from authproxy.oidc import OidcClient
+from authproxy.oidc_users import OidcUsers
+from authproxy.passwords import PasswordVerifier
+from authproxy.sessions import LOGIN_FLOW_TTL, SessionManager
+from authproxy.store.records import AuditEntry
+
+DEFAULT_NEXT = "/account"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserAuth:
+    sessions: SessionManager
+    csrf: CsrfTokens
+    hasher: KeyHasher
+    limiter: LoginLimiter
+    passwords: PasswordVerifier
+    password_login: bool
+    oidc: OidcClient | None
+    oidc_users: OidcUsers | None
+
+    @property
+    def login_cookie(self) -> str:
+        return self.sessions.cookie_name + "_login"
+
+    def login_binding(self, request: web.Request) -> str | None:
+        value = request.cookies.get(self.login_cookie)
+        return value if value and len(value) <= 128 else None
+
+    def login_value(self, request: web.Request) -> str:
+        """The browser's login cookie value, or a new one (then set it on the response)."""
+        return self.login_binding(request) or secrets.token_urlsafe(32)
+
+    def set_login_cookie(
+        self, request: web.Request, response: web.StreamResponse, value: str
+    ) -> None:
+        response.set_cookie(
+            self.login_cookie,
+            value,
+            path="/auth",
+            max_age=int(LOGIN_FLOW_TTL),
+            httponly=True,
+            samesite="Lax",
+            secure=request.app[K.CLIENT_ADDRESS].came_over_tls(request),
+        )
+
+    def clear_login_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.del_cookie(self.login_cookie, path="/auth")
+
+
+BROWSER = web.AppKey("browser_auth", BrowserAuth)
+
+
+def safe_next(value: object) -> str:
+    """Where to go after login: a path on this gateway, never another site."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
+        return DEFAULT_NEXT
+    if value.startswith(("//", "/\\")) or any(c in value for c in "\\\r\n\t") or "://" in value:
+        return DEFAULT_NEXT
+    if value.startswith("/auth/"):
+        return DEFAULT_NEXT
+    return value
+
+
+def audit(request: web.Request, actor: str, action: str, target: str | None, detail: str) -> None:
+    """One audit row through the batched writer (a login must not wait on the disk)."""
+    request.app[K.USAGE].audit(
+        AuditEntry(now(), actor, action, target, detail, request.get(K.CLIENT))
+    )

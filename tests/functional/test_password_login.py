@@ -1,0 +1,133 @@
+"""Local password login: argon2id, CSRF on the form, rate limits per address and per user."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fakes.engine import FakeEngine
+
+from authproxy.passwords import hash_password
+
+from .browser import Browser, browser
+from .helpers import AUTHPROXY, MODELS, Gateway, cli_env, run_cli, running_gateway
+
+PASSWORD = "correct horse battery staple"
+COOKIE = "authproxy_session"
+
+
+@pytest.fixture
+async def local(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[Gateway]:
+    """No OIDC provider: the sign-in page offers only the password form."""
+    limits = {"max_failures_per_user": 3, "max_failures_per_address": 5, "window": 60}
+    async with running_gateway(tmp_path, engine.base_url, password_login=limits) as gw:
+        async with gw.admin() as admin:
+            await admin.set_password("alice", hash_password(PASSWORD))
+        yield gw
+
+
+async def _form(b: Browser) -> str:
+    page = await b.get("/auth/login?next=/account")
+    assert page.status == 200 and 'name="password"' in page.text and "/auth/oidc" not in page.text
+    return page.csrf()
+
+
+async def _login(b: Browser, user: str, password: str, csrf: str | None = None) -> int:
+    token = csrf if csrf is not None else await _form(b)
+    form = {"username": user, "password": password, "csrf": token, "next": "/account"}
+    return (await b.post("/auth/login", form)).status
+
+
+async def test_password_login_and_wrong_passwords(local: Gateway) -> None:
+    async with browser(local) as b:
+        assert await _login(b, "alice", "wrong password!") == 401
+        assert await _login(b, "nobody", PASSWORD) == 401  # same answer for unknown names
+        assert b.cookie(COOKIE) is None
+        assert await _login(b, "alice", PASSWORD) == 303
+        page = await b.account()
+        assert page.status == 200 and 'id="user">alice<' in page.text
+        assert (await b.get(MODELS)).status == 200
+    entries = await _audit_until(local, ("session.login", "alice", "via=password"))
+    assert ("auth.failed", "alice", "reason=bad_password via=password") in entries
+
+
+async def _audit_until(gw: Gateway, wanted: tuple[str, str, str]) -> list[tuple[str, str, str]]:
+    """The audit entries once `wanted` is among them (the batched writer flushes shortly)."""
+    for _ in range(100):
+        async with gw.admin() as admin:
+            entries = [
+                (e.action, e.target or "", e.detail or "") for e in await admin.audit_log(since=0)
+            ]
+        if wanted in entries:
+            return entries
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{wanted} never audited")
+
+
+async def test_form_without_csrf_token_is_refused(local: Gateway) -> None:
+    async with browser(local) as b:
+        await _form(b)
+        assert await _login(b, "alice", PASSWORD, csrf="") == 403
+        assert await _login(b, "alice", PASSWORD, csrf="forged") == 403
+    async with browser(local) as fresh:  # a token without the login cookie it belongs to
+        token = await _form(fresh)
+        async with browser(local) as other:
+            assert await _login(other, "alice", PASSWORD, csrf=token) == 403
+
+
+async def test_disabled_user_is_refused(local: Gateway) -> None:
+    async with local.admin() as admin:
+        await admin.set_disabled("alice", True)
+    async with browser(local) as b:
+        assert await _login(b, "alice", PASSWORD) == 403
+        assert b.cookie(COOKIE) is None
+
+
+async def test_rate_limited_per_user_then_per_address(local: Gateway) -> None:
+    async with browser(local) as b:
+        for _ in range(3):
+            assert await _login(b, "alice", "wrong password!") == 401
+        started = time.perf_counter()
+        assert await _login(b, "alice", PASSWORD) == 429  # even the right one: no check made
+        assert time.perf_counter() - started < 0.5
+        assert await _login(b, "rita", "wrong password!") == 401
+        assert await _login(b, "root", "wrong password!") == 401
+        assert await _login(b, "root", "wrong password!") == 429  # the address: 5 failures
+
+
+async def test_verification_runs_off_the_event_loop(local: Gateway) -> None:
+    """While argon2id works on several logins, the gateway keeps answering at once."""
+    async with browser(local) as b:
+        token = await _form(b)
+        form = {"username": "alice", "password": "wrong password!", "csrf": token}
+        logins = [asyncio.create_task(b.post("/auth/login", form)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        health = await b.get("/healthz")
+        elapsed = time.perf_counter() - started
+        await asyncio.gather(*logins)
+    assert health.status == 200 and elapsed < 0.1  # one argon2id check takes ~0.2 s here
+
+
+async def test_users_passwd_cli_reads_stdin(local: Gateway, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *_cli(local, "users", "passwd", "rita"),
+        env=cli_env(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(b"a new password for rita\n")
+    assert proc.returncode == 0, err.decode()
+    assert PASSWORD not in out.decode() and "rita" in out.decode()
+    async with browser(local) as b:
+        assert await _login(b, "rita", "a new password for rita") == 303
+    short = await run_cli("--config", str(local.config_path), "users", "passwd", "rita")
+    assert short.returncode == 1 and short.stderr.startswith("authproxy: ")
+
+
+def _cli(gw: Gateway, *args: str) -> list[str]:
+    return [AUTHPROXY, "--config", str(gw.config_path), *args]

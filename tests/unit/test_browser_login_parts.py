@@ -1,0 +1,125 @@
+"""Small parts of browser login: role mapping, `next`, origin checks, limits, passwords."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from authproxy.browser import safe_next
+from authproxy.config import ConfigError, load_config
+from authproxy.config_login import Oidc, PasswordLogin
+from authproxy.csrf import CsrfTokens, same_origin
+from authproxy.login_limit import LoginLimiter
+from authproxy.oidc_users import role_from_claims
+from authproxy.passwords import PasswordPolicyError, hash_password, verify_password
+
+
+def _oidc(**extra: object) -> Oidc:
+    return Oidc.model_validate(
+        {
+            "issuer": "https://idp.example",
+            "client_id": "c",
+            "redirect_url": "https://gw.example/auth/callback",
+            **extra,
+        }
+    )
+
+
+def test_role_mapping_first_match_wins_else_default() -> None:
+    s = _oidc(roles_map={"admins": "admin", "staff": "user"}, default_role="guest")
+    assert role_from_claims(s, {"groups": ["staff", "admins"]}, "user") == "admin"
+    assert role_from_claims(s, {"groups": "staff"}, "user") == "user"
+    assert role_from_claims(s, {"groups": ["nobody"]}, "user") == "guest"
+    assert role_from_claims(_oidc(), {}, "user") == "user"
+
+
+def test_oidc_config_is_checked(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "oidc: {issuer: 'ftp://x', client_id: c, redirect_url: 'https://gw/cb',"
+        " scopes: [email], roles_map: {g: nosuchrole}, clock_skew: 3600, colour: red}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    text = " | ".join(info.value.problems)
+    for words in ("oidc.issuer", "oidc.redirect_url", "oidc.scopes", "clock_skew", "colour"):
+        assert words in text, words
+    file.write_text(
+        "oidc: {issuer: 'https://x', client_id: c, redirect_url: 'https://gw/auth/callback',"
+        " roles_map: {g: nosuchrole}}\n"
+    )
+    with pytest.raises(ConfigError, match="nosuchrole"):
+        load_config(file, env={})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/account", "/account"),
+        ("/v1/models?x=1", "/v1/models?x=1"),
+        (None, "/account"),
+        ("//evil.example", "/account"),
+        ("/\\evil.example", "/account"),
+        ("https://evil.example", "/account"),
+        ("/auth/logout", "/account"),
+        ("/x\r\nSet-Cookie: a=b", "/account"),
+    ],
+)
+def test_next_stays_on_this_gateway(value: object, expected: str) -> None:
+    assert safe_next(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ({"Origin": "http://gw.example"}, True),
+        ({"Origin": "http://GW.example", "Sec-Fetch-Site": "same-origin"}, True),
+        ({"Origin": "https://gw.example"}, False),  # other scheme, other origin
+        ({"Origin": "http://evil.example"}, False),
+        ({"Origin": "null"}, False),
+        ({"Sec-Fetch-Site": "same-site"}, False),
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({}, False),
+    ],
+)
+def test_same_origin(headers: dict[str, str], ok: bool) -> None:
+    request = make_mocked_request("POST", "/v1/chat/completions", {"Host": "gw.example", **headers})
+    assert same_origin(request, tls=False) is ok
+
+
+def test_csrf_tokens_are_bound_and_purposeful() -> None:
+    tokens = CsrfTokens(secret=b"s" * 32)
+    t = tokens.token("session-a", "account")
+    assert tokens.check("session-a", "account", t)
+    assert not tokens.check("session-b", "account", t)
+    assert not tokens.check("session-a", "logout", t)
+    assert not tokens.check(None, "account", t)
+    assert not tokens.check("session-a", "account", None)
+
+
+def test_login_limiter_per_user_and_address() -> None:
+    limiter = LoginLimiter(
+        PasswordLogin(max_failures_per_user=2, max_failures_per_address=3, window=60)
+    )
+    limiter.failed("1.1.1.1", "Alice")
+    assert limiter.retry_after("1.1.1.1", "alice") == 0
+    limiter.failed("2.2.2.2", "alice")
+    assert 0 < limiter.retry_after("3.3.3.3", "ALICE") <= 60  # per user, whatever the address
+    limiter.succeeded("alice")
+    assert limiter.retry_after("3.3.3.3", "alice") == 0
+    for name in ("a", "b"):
+        limiter.failed("1.1.1.1", name)
+    assert limiter.retry_after("1.1.1.1", "zed") > 0  # the address: 3 failures
+
+
+def test_passwords() -> None:
+    with pytest.raises(PasswordPolicyError):
+        hash_password("short")
+    stored = hash_password("long enough password")
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "long enough password").ok
+    assert not verify_password(stored, "another password").ok
+    assert not verify_password(None, "long enough password").ok
+    assert not verify_password("not-a-hash", "x").ok
