@@ -246,3 +246,14 @@ async def cmd_audit(config: Config, args: argparse.Namespace) -> None:
         ["time", "actor", "action", "target", "detail", "from"],
         [[when(e.ts), e.actor, e.action, e.target, e.detail, e.source] for e in entries],
     )
+
+
+# -- admin TUI (admin_tui/) -------------------------------------------------------------------
+
+
+async def cmd_admin(config: Config, args: argparse.Namespace) -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise AdminError("the admin UI needs a terminal (use the other commands in scripts)")
+    from admin_tui.launch import run_admin  # Textual is loaded for this command only
+
+    await run_admin(config, start=args.screen)

@@ -118,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=200)
     audit.add_argument("--json", action="store_true")
     engine.add_parser(sub)  # deploy: `authproxy engine …` (needs no config)
+
+    # -- admin TUI (admin_tui/) -----------------------------------------------------------
+    admin = sub.add_parser("admin", parents=[common], help="the admin terminal UI (over SSH)")
+    admin.add_argument(
+        "--screen",
+        default="dashboard",
+        choices=["dashboard", "users", "keys", "models", "audit"],
+        help="the screen to open on",
+    )
+    # -- end admin TUI --------------------------------------------------------------------
     return p
 
 
@@ -128,6 +138,7 @@ COMMANDS: dict[str, Command] = {
     "models": commands.cmd_models,
     "usage": commands.cmd_usage,
     "audit": commands.cmd_audit,
+    "admin": commands.cmd_admin,
 }
 
 
