@@ -32,7 +32,7 @@ class CreateKeyModal(FormModal[KeyRequest]):
             "User",
             Select(
                 [(u, u) for u in self.users],
-                value=self.user if self.user else Select.BLANK,
+                value=self.user if self.user else Select.NULL,
                 prompt="choose a user",
                 id="user",
             ),
