@@ -24,6 +24,12 @@ def _rows(tallies: list[Tally]) -> list[tuple[str, list[Cell]]]:
     return [(t.name, [t.name, fmt.compact(t.requests), fmt.compact(t.tokens)]) for t in tallies]
 
 
+def plural(n: int, noun: str) -> str:
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun}{'es' if noun.endswith('ss') else 's'}"
+
+
 def stats_text(board: Dashboard, zone_time: str) -> Text:
     last = board.last
     text = Text()
@@ -33,12 +39,12 @@ def stats_text(board: Dashboard, zone_time: str) -> Text:
     text.append(f"    as of {zone_time}\n", style="dim")
     text.append("Last hour    ", style="bold")
     text.append(f"{fmt.compact(board.requests)} requests · {fmt.compact(board.tokens)} tokens · ")
-    text.append(f"{board.errors} errors", style="red" if board.errors else "")
+    text.append(plural(board.errors, "error"), style="red" if board.errors else "")
     text.append(" · ")
     failures = board.auth_failures
-    text.append(f"{failures} auth failures", style="yellow" if failures else "")
+    text.append(plural(failures, "auth failure"), style="yellow" if failures else "")
     if board.auth_blocks:
-        text.append(f" · {board.auth_blocks} addresses blocked", style="bold red")
+        text.append(f" · {plural(board.auth_blocks, 'address')} blocked", style="bold red")
     return text
 
 

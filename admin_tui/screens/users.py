@@ -108,11 +108,13 @@ class UsersScreen(AdminScreen):
     def _describe(self, r: UserUsage) -> str:
         own = r.override
         overridden = [LABELS[f] for f in QUOTA_FIELDS if own and getattr(own, f) is not None]
-        since = f"{r.requests} requests, {fmt.compact(r.prompt_tokens)} prompt +"
-        since += f" {fmt.compact(r.completion_tokens)} completion tokens in 24h"
-        own_text = f"own limits: {', '.join(overridden)}" if overridden else "role's limits"
         email = f" <{r.user.email}>" if r.user.email else ""
-        return f"{r.user.name}{email} · {since}\n{own_text} · Enter: keys · c: new key"
+        last_day = (
+            f"last 24h: {r.requests} requests, {fmt.compact(r.prompt_tokens)} in +"
+            f" {fmt.compact(r.completion_tokens)} out tokens"
+        )
+        limits = f"Own limits: {', '.join(overridden)}" if overridden else "The role's limits"
+        return f"{r.user.name}{email} · {last_day}\n{limits} · Enter: keys"
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()

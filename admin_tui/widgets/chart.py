@@ -18,6 +18,7 @@ class TrafficChart(Vertical):
     }
     TrafficChart > Label {
         color: $text-muted;
+        padding: 0 1;
     }
     TrafficChart > Sparkline {
         height: 2;

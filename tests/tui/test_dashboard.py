@@ -20,7 +20,7 @@ async def test_numbers_of_the_last_minute_and_hour(app: AdminApp) -> None:
         stats = text_of(app, "#stats")
         assert "Last minute  4 requests · 1.8k tokens" in stats
         assert "as of 2025-03-14 09:26" in stats
-        assert "Last hour    127 requests · 25k tokens · 1 errors · 3 auth failures" in stats
+        assert "Last hour    127 requests · 25k tokens · 1 error · 3 auth failures" in stats
         assert table_rows(app, "by-user") == [
             ["alice", "120", "19k"],
             ["bob", "6", "4.5k"],
