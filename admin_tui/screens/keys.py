@@ -6,16 +6,18 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from admin_tui import formatting as fmt
 from admin_tui.context import Context
 from admin_tui.modals.confirm import Confirm
+from admin_tui.modals.key_create import CreateKeyModal
+from admin_tui.modals.key_shown import KeyShownModal
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.key_flow import create_key
 from admin_tui.widgets.table import Cell, RecordTable
+from authproxy.admin import AdminService
 from authproxy.store.records import ApiKey
 
 COLUMNS = [
@@ -35,6 +37,20 @@ def status(k: ApiKey, now: float) -> Text:
     if k.expires_at is not None and k.expires_at <= now:
         return Text("expired", style="yellow")
     return Text("active", style="green")
+
+
+async def create_key(app: App[object], service: AdminService, user: str | None) -> ApiKey | None:
+    """Run from a worker. Returns the new key's record, or None if the admin cancelled."""
+    users = [u.name for u in await service.list_users() if not u.disabled]
+    if not users:
+        app.notify("There is no active user to create a key for.", severity="warning")
+        return None
+    request = await app.push_screen_wait(CreateKeyModal(users, user))
+    if request is None:
+        return None
+    new = await service.create_key(request.user, label=request.label, expires_in=request.expires_in)
+    await app.push_screen_wait(KeyShownModal(new.record.user_name, new.secret))
+    return new.record
 
 
 class KeysScreen(AdminScreen):

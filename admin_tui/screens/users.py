@@ -17,8 +17,7 @@ from admin_tui.modals.quota import LABELS, QuotaModal
 from admin_tui.modals.role import RoleModal
 from admin_tui.modals.user_add import AddUserModal
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.key_flow import create_key
-from admin_tui.screens.keys import KeysScreen
+from admin_tui.screens.keys import KeysScreen, create_key
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin import QUOTA_FIELDS, UserUsage
 from authproxy.quota import resolve_limits

@@ -92,3 +92,13 @@ def test_users_screen_over_a_real_terminal(seeded: Seeded, tmp_path: Path) -> No
         tmux("send-keys", "-t", "tui", "C-q")
         ended = tmux.wait_for(lambda s: "APP EXITED" in s, within=15)
         assert "APP EXITED 0" in ended and "Traceback" not in ended
+
+
+def test_before_init_it_says_so_in_one_line(tmp_path: Path) -> None:
+    raw = tui_config(tmp_path / "data", CLOSED_URL)
+    config_path = write_config(tmp_path / "authproxy.yaml", raw)
+    command = [str(Path(sys.executable).with_name("authproxy")), "admin"]
+    with tmux_session([*command, "--config", str(config_path)], tmp_path) as tmux:
+        text = tmux.wait_for(lambda s: "APP EXITED" in s)
+    assert "authproxy: no database at" in text and "run `authproxy init` first" in text
+    assert "APP EXITED 1" in text and "Traceback" not in text
