@@ -18,11 +18,11 @@ from authproxy.store.records import AuditEntry
 
 COLUMNS = [
     ("Time", 11),
-    ("Actor", 10),
-    ("Action", 12),
-    ("Target", 10),
-    ("Detail", 14),
-    ("From", 9),
+    ("Actor", 9),
+    ("Action", 13),
+    ("Target", 8),
+    ("Detail", 11),
+    ("From", 15),
 ]
 PERIODS = (("1h", 3600.0), ("24h", 86400.0), ("7d", 7 * 86400.0), ("30d", 30 * 86400.0))
 LIMIT = 1000
@@ -88,13 +88,15 @@ class AuditScreen(AdminScreen):
 
     def _detail(self) -> None:
         key = self.table.selected_key
-        shown = self.table.row_count
-        text = f"{shown} of {len(self.entries)} entries"
+        text = f"{self.table.row_count} of {len(self.entries)} shown"
         if len(self.entries) == LIMIT:
-            text += f" (the newest {LIMIT}: shorten the period to see older ones)"
+            text += f" (the newest {LIMIT}: shorten the period for older ones)"
         if key is not None:
             e = self.entries[int(key)]
-            text += f"\n{e.action} {e.target or ''}: {e.detail or '-'}"
+            target = f" {e.target}" if e.target else ""
+            when = fmt.timestamp(e.ts, self.context.zone)
+            text += f" · {when} {e.actor}: {e.action}{target} from {e.source or '?'}"
+            text += f"\n{e.detail or '(no detail)'}"
         self.query_one("#audit-detail", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
