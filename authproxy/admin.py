@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from authproxy.admin_reports import Dashboard, build_dashboard
 from authproxy.clock import now
 from authproxy.config import ADMIN_ROLE, Config
+from authproxy.gateway_status import GatewayStatus, gateway_status, metrics_url
 from authproxy.keys import KeyHasher, display_prefix, generate_key
 from authproxy.quota import Limits, resolve_limits
 from authproxy.quota_windows import CalendarWindows
@@ -163,6 +164,11 @@ class AdminService:
 
     async def upstream_health(self, *, timeout: float = 2.0) -> list[UpstreamHealth]:
         return await upstream_health(self._config, timeout=timeout)
+
+    async def gateway_status(self, *, timeout: float = 2.0) -> GatewayStatus:
+        """Open streams, quota rejections and upstream state from the gateway on this host
+        (its /metrics, read from loopback like a local Prometheus)."""
+        return await gateway_status(metrics_url(self._config), timeout=timeout)
 
     # -- quotas -----------------------------------------------------------------------------
 
