@@ -1,4 +1,5 @@
-"""Live traffic: requests and tokens per minute, who and what, auth failures, upstream health.
+"""Live traffic: requests and tokens per minute, who and what, auth failures, upstream health,
+and from the running gateway's /metrics its open streams and quota rejections.
 
 Refreshed every ``Context.refresh_interval`` seconds by a timer that starts workers, so a slow
 database or a dead engine never blocks the keyboard. Times come from the injected clock.
@@ -11,12 +12,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Static
+from textual.worker import Worker
 
 from admin_tui import formatting as fmt
+from admin_tui.context import Context
 from admin_tui.screens.base import AdminScreen
 from admin_tui.widgets.chart import TrafficChart, peak_caption
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin_reports import Dashboard, Tally
+from authproxy.gateway_status import GatewayStatus
 from authproxy.upstream_status import UpstreamHealth
 
 
@@ -60,8 +64,26 @@ def health_text(health: list[UpstreamHealth] | None) -> Text:
     return text
 
 
+def gateway_text(status: GatewayStatus | None) -> Text:
+    text = Text("Gateway    ", style="bold")
+    if status is None:
+        return text.append("checking…", style="dim")
+    if not status.reachable:
+        where = status.url.removeprefix("http://").removesuffix("/metrics")
+        return text.append(f"○ {status.detail} at {where}", style="yellow")
+    text.append(f"● {plural(status.open_streams, 'open stream')} · ", style="green")
+    rejected = plural(status.rejections, "quota rejection")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(status.quota_rejections.items()) if v)
+    text.append(rejected + " since start", style="yellow" if status.rejections else "")
+    return text.append(f" ({reasons})" if reasons else "")
+
+
 class DashboardScreen(AdminScreen):
     MODE = "dashboard"
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self._fetching: dict[str, Worker[None]] = {}
 
     def compose_body(self) -> ComposeResult:
         yield Static("Loading…", id="stats")
@@ -74,6 +96,7 @@ class DashboardScreen(AdminScreen):
             with Vertical():
                 yield Label("By model, last hour", classes="caption")
                 yield RecordTable([("Model", 14), ("Requests", 8), ("Tokens", 8)], id="by-model")
+        yield Static(gateway_text(None), id="gateway")
         yield Static(health_text(None), id="upstreams")
 
     def on_mount(self) -> None:
@@ -84,8 +107,12 @@ class DashboardScreen(AdminScreen):
             self.reload()
 
     def reload(self) -> None:
-        self._load()
-        self._probe()
+        """Start each fetch unless the previous one is still under way: a slow database or
+        engine is then asked less often instead of being asked again and again."""
+        for name, start in (("load", self._load), ("health", self._probe), ("gw", self._scrape)):
+            worker = self._fetching.get(name)
+            if worker is None or worker.is_finished:
+                self._fetching[name] = start()
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def _load(self) -> None:
@@ -107,3 +134,8 @@ class DashboardScreen(AdminScreen):
     async def _probe(self) -> None:
         health = await self.service.upstream_health()
         self.query_one("#upstreams", Static).update(health_text(health))
+
+    @work(exclusive=True, group="gateway", exit_on_error=False)
+    async def _scrape(self) -> None:
+        status = await self.service.gateway_status()
+        self.query_one("#gateway", Static).update(gateway_text(status))

@@ -1,4 +1,5 @@
-"""Models: configured and discovered, who serves them, enabled or not, which roles may use them."""
+"""Models: configured, discovered and aliased; who serves them, enabled or not, which roles may
+use them."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ COLUMNS = [
 
 
 def source(m: ModelInfo) -> str:
+    if m.alias_of is not None:
+        return "alias"
     if m.configured and m.discovered:
         return "both"
     if m.configured:
@@ -91,14 +94,14 @@ class ModelsScreen(AdminScreen):
 
     def _detail(self) -> None:
         m = self.selected()
-        text = (
-            "No model selected."
-            if m is None
-            else (
-                f"{m.name}: served by {', '.join(m.upstreams) or 'no upstream right now'};"
-                f" roles allowed by the config: {', '.join(m.roles) or 'none'}."
+        if m is None:
+            text = "No model selected."
+        else:
+            alias = f"alias of {m.alias_of}, " if m.alias_of else ""
+            text = (
+                f"{m.name}: {alias}served by {', '.join(m.upstreams) or 'no upstream right now'}"
+                f"\nroles the config allows: {', '.join(m.roles) or 'none'}"
             )
-        )
         self.query_one("#model-detail", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

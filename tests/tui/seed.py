@@ -51,8 +51,10 @@ def predictable_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def tui_config(data_dir: Path, upstream_url: str) -> dict[str, Any]:
     return {
+        "listen": {"host": "127.0.0.1", "port": 9},  # no gateway: the dashboard says so
         "data_dir": str(data_dir),
         "upstreams": [{"name": "local", "url": upstream_url, "models": ["tiny", "big"]}],
+        "model_aliases": {"fast": "tiny"},
         "roles": {
             "admin": {"models": ["*"]},
             "user": {

@@ -29,6 +29,7 @@ async def test_numbers_of_the_last_minute_and_hour(app: AdminApp) -> None:
         assert table_rows(app, "by-model") == [["tiny", "126", "24k"], ["big", "1", "1k"]]
         assert "peak 1.8k tokens/min" in text_of(app, "#tokens-chart Label")
         assert text_of(app, "#upstreams") == "Upstreams  ○ local down (connection refused)  "
+        assert text_of(app, "#gateway") == "Gateway    ○ not running at 127.0.0.1:9"
 
 
 async def test_refreshes_on_its_own(

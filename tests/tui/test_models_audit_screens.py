@@ -16,9 +16,13 @@ async def test_models_show_source_status_and_roles(app: AdminApp) -> None:
         await settle(pilot)
         assert table_rows(app) == [
             ["big", "local", "config", "disabled", "admin, user"],
+            ["fast", "local", "alias", "enabled", "admin, user"],
             ["tiny", "local", "config", "enabled", "every role"],
         ]
-        assert text_of(app, "#models-note") == "2 model(s)."
+        assert text_of(app, "#models-note") == "3 model(s)."
+        select_row(app, "fast")
+        await settle(pilot)
+        assert text_of(app, "#model-detail").startswith("fast: alias of tiny, served by local")
 
 
 async def test_disabling_a_model_asks_enabling_does_not(
@@ -37,7 +41,7 @@ async def test_disabling_a_model_asks_enabling_does_not(
         assert isinstance(app.screen, Confirm)
         await pilot.press("y")
         await settle(pilot)
-        assert column(app, 3) == ["enabled", "disabled"]
+        assert column(app, 3) == ["enabled", "enabled", "disabled"]
     settings = {s.name: s.enabled for s in await service.model_settings()}
     assert settings == {"big": True, "tiny": False}
 

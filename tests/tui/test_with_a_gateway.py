@@ -1,4 +1,5 @@
-"""A key revoked in the TUI is refused by a gateway running on the same store within 1 s."""
+"""The TUI next to a running gateway on the same store: a key revoked in the TUI is refused
+within 1 s; the dashboard shows what the gateway's /metrics say."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 
 import aiohttp
 from fakes.engine import running_engine
-from functional.helpers import MODELS, bearer, running_gateway
+from functional.helpers import CHAT, MODELS, bearer, chat_body, running_gateway
 
 from admin_tui import create_app
+from authproxy.cli.commands import admin_service
+from authproxy.config import Listen
 
 from .conftest import settle
-from .helpers import select_row, table_rows
+from .helpers import select_row, table_rows, text_of
 
 
 async def test_revoked_in_the_tui_refused_by_the_gateway_within_a_second(
@@ -57,3 +60,28 @@ async def test_revoked_in_the_tui_refused_by_the_gateway_within_a_second(
             gateway.url(MODELS), headers=bearer(gateway.accounts.admin_key)
         ) as r:
             assert r.status == 200
+
+
+async def test_dashboard_shows_the_gateways_quota_rejections(tmp_path: Path) -> None:
+    roles = {
+        "admin": {"models": ["*"]},
+        "user": {"models": ["*"], "requests_per_minute": 1},
+        "restricted": {"models": ["tiny"]},
+    }
+    async with (
+        running_engine(models=["tiny"]) as engine,
+        running_gateway(tmp_path, engine.base_url, roles=roles) as gateway,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+    ):
+        for _ in range(2):
+            headers = bearer(gateway.accounts.user_key)
+            async with session.post(gateway.url(CHAT), headers=headers, json=chat_body()) as r:
+                await r.read()
+        # The config says port 0 (any free port); the TUI must look where the gateway listens.
+        listen = Listen(host="127.0.0.1", port=gateway.port)
+        async with admin_service(gateway.config.model_copy(update={"listen": listen})) as service:
+            app = create_app(service)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await settle(pilot)
+                line = text_of(app, "#gateway")
+    assert line == "Gateway    ● 0 open streams · 1 quota rejection since start (rpm 1)"
