@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authproxy.admin_reports import Dashboard, build_dashboard
 from authproxy.clock import now
 from authproxy.config import ADMIN_ROLE, Config
+from authproxy.gateway_status import GatewayStatus, gateway_status, metrics_url
 from authproxy.keys import KeyHasher, display_prefix, generate_key
 from authproxy.quota import Limits, resolve_limits
 from authproxy.quota_windows import CalendarWindows
@@ -23,6 +25,12 @@ from authproxy.store.records import (
     Session,
     UsageSummary,
     User,
+)
+from authproxy.upstream_status import (
+    ModelOverview,
+    UpstreamHealth,
+    model_overview,
+    upstream_health,
 )
 
 
@@ -62,6 +70,11 @@ class AdminService:
         self._config = config
         self.actor = actor
         self.source = source
+
+    @property
+    def config(self) -> Config:
+        """The configuration this service runs under (roles, upstreams, time zone)."""
+        return self._config
 
     async def _audit(self, action: str, target: str | None, detail: str | None = None) -> None:
         await self._store.add_audit(
@@ -144,6 +157,20 @@ class AdminService:
         await self._audit("model.enable" if enabled else "model.disable", name)
         return setting
 
+    async def models_overview(self, *, timeout: float = 3.0) -> ModelOverview:
+        """Configured and discovered models (asks discovering engines), enabled or not, and
+        which roles may use each."""
+        enabled = {s.name: s.enabled for s in await self._store.list_model_settings()}
+        return await model_overview(self._config, enabled, timeout=timeout)
+
+    async def upstream_health(self, *, timeout: float = 2.0) -> list[UpstreamHealth]:
+        return await upstream_health(self._config, timeout=timeout)
+
+    async def gateway_status(self, *, timeout: float = 2.0) -> GatewayStatus:
+        """Open streams, quota rejections and upstream state from the gateway on this host
+        (its /metrics, read from loopback like a local Prometheus)."""
+        return await gateway_status(metrics_url(self._config), timeout=timeout)
+
     # -- quotas -----------------------------------------------------------------------------
 
     async def set_quota(self, user_name: str, **changes: int | None) -> Limits:
@@ -169,13 +196,15 @@ class AdminService:
         return await self._store.usage_summary(since=since, user_id=user_id)
 
     async def usage_against_quotas(
-        self, *, since: float, user_name: str | None = None
+        self, *, since: float, user_name: str | None = None, at: float | None = None
     ) -> list[UserUsage]:
+        """Each user's tokens today and this month (calendar ones, as of ``at``, default now)
+        against their limits, and their requests since ``since``."""
         users = (
             [await self._store.get_user(user_name)] if user_name else await self._store.list_users()
         )
         windows = CalendarWindows(timezone=self._config.quotas.timezone)
-        t = now()
+        t = now() if at is None else at
         today = await self._store.token_totals_since(windows.day(t)[0])
         month = await self._store.token_totals_since(windows.month(t)[0])
         overrides = await self._store.quota_overrides()
@@ -200,6 +229,10 @@ class AdminService:
                 )
             )
         return report
+
+    async def dashboard(self, *, at: float, window: float = 3600.0) -> Dashboard:
+        """Requests and tokens per minute over the last ``window`` seconds before ``at``."""
+        return await build_dashboard(self._store, at=at, window=window)
 
     async def audit_log(self, *, since: float, limit: int = 1000) -> list[AuditEntry]:
         return await self._store.list_audit(since=since, limit=limit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import sys
@@ -11,19 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 
-import aiohttp
-
 from authproxy.admin import QUOTA_FIELDS, AdminError, AdminService
 from authproxy.cli.output import as_json, table, when
 from authproxy.clock import now, parse_duration
 from authproxy.config import Config
-from authproxy.discovery import discover
 from authproxy.keys import KeyHasher
 from authproxy.quota import Limits
 from authproxy.secret import load_or_create_secret
 from authproxy.store import open_store
 from authproxy.store.records import UNLIMITED, ApiKey
-from authproxy.upstreams import Upstream
 
 
 def _actor() -> str:
@@ -171,24 +166,16 @@ async def cmd_models(config: Config, args: argparse.Namespace) -> None:
             await admin.set_model_enabled(args.name, args.action == "enable")
             print(f"{args.action}d model {args.name}")
             return
-        settings = {s.name: s.enabled for s in await admin.model_settings()}
-    upstreams = [Upstream.from_config(u) for u in config.upstreams]
-    async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(discover(session, u, 3.0) for u in upstreams if u.discover))
-    aliases = config.model_aliases
-    names = sorted({m for u in upstreams for m in u.models} | set(settings) | set(aliases))
-    rows = []
-    for name in names:
-        target = aliases.get(name, name)
-        served = ",".join(u.name for u in upstreams if target in u.models) or "-"
-        rows.append(
-            {
-                "model": name,
-                "alias_of": aliases.get(name),
-                "upstreams": served,
-                "enabled": settings.get(name, True),
-            }
-        )
+        overview = await admin.models_overview()
+    rows = [
+        {
+            "model": m.name,
+            "alias_of": m.alias_of,
+            "upstreams": ",".join(m.upstreams) or "-",
+            "enabled": m.enabled,
+        }
+        for m in overview.models
+    ]
     if args.json:
         as_json(rows)
         return
@@ -204,9 +191,8 @@ async def cmd_models(config: Config, args: argparse.Namespace) -> None:
             for r in rows
         ],
     )
-    unreachable = [u.name for u in upstreams if u.discover and u.discovery_failed]
-    if unreachable:
-        print(f"(could not ask {', '.join(unreachable)} for its models)")
+    if overview.unreachable:
+        print(f"(could not ask {', '.join(overview.unreachable)} for its models)")
 
 
 async def cmd_usage(config: Config, args: argparse.Namespace) -> None:
@@ -260,3 +246,14 @@ async def cmd_audit(config: Config, args: argparse.Namespace) -> None:
         ["time", "actor", "action", "target", "detail", "from"],
         [[when(e.ts), e.actor, e.action, e.target, e.detail, e.source] for e in entries],
     )
+
+
+# -- admin TUI (admin_tui/) -------------------------------------------------------------------
+
+
+async def cmd_admin(config: Config, args: argparse.Namespace) -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise AdminError("the admin UI needs a terminal (use the other commands in scripts)")
+    from admin_tui.launch import run_admin  # Textual is loaded for this command only
+
+    await run_admin(config, start=args.screen)

@@ -120,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=200)
     audit.add_argument("--json", action="store_true")
     engine.add_parser(sub)  # deploy: `authproxy engine …` (needs no config)
+
+    # -- admin TUI (admin_tui/) -----------------------------------------------------------
+    admin = sub.add_parser("admin", parents=[common], help="the admin terminal UI (over SSH)")
+    admin.add_argument(
+        "--screen",
+        default="dashboard",
+        choices=["dashboard", "users", "keys", "models", "audit"],
+        help="the screen to open on",
+    )
+    # -- end admin TUI --------------------------------------------------------------------
     return p
 
 
@@ -131,6 +141,7 @@ COMMANDS: dict[str, Command] = {
     "usage": commands.cmd_usage,
     "audit": commands.cmd_audit,
     "sessions": login_commands.cmd_sessions,
+    "admin": commands.cmd_admin,
 }
 
 

@@ -74,6 +74,21 @@ class UsageSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """Requests and tokens in one time slice ``[start, start + width)`` (the dashboard)."""
+
+    start: float
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    errors: int  # requests answered with a status >= 400
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaOverride:
     """Per-user limits set by an admin; None = the role's default, UNLIMITED = no limit."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from authproxy.store.records import (
     AuditEntry,
     ModelSetting,
     QuotaOverride,
+    UsageBucket,
     UsageRow,
     UsageSummary,
     User,
@@ -387,6 +389,31 @@ class SqliteStore(LoginQueries):
             for r in rows
         ]
 
+    async def usage_timeline(
+        self, *, since: float, until: float, width: float
+    ) -> list[UsageBucket]:
+        """Every slice of ``width`` seconds from ``since`` up to ``until``, empty ones included
+        (one range scan on the ``usage_ts`` index)."""
+        if width <= 0 or until <= since:
+            return []
+        rows = await self._all(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS slot, COUNT(*), SUM(prompt_tokens),"
+            " SUM(completion_tokens), SUM(status >= 400) FROM usage"
+            " WHERE ts >= ? AND ts < ? GROUP BY slot",
+            (since, width, since, until),
+        )
+        found = {int(r[0]): r for r in rows}
+        slots = math.ceil((until - since) / width)
+        out = []
+        for slot in range(slots):
+            r = found.get(slot)
+            start = since + slot * width
+            if r is None:
+                out.append(UsageBucket(start, 0, 0, 0, 0))
+            else:
+                out.append(UsageBucket(start, r[1], r[2] or 0, r[3] or 0, r[4] or 0))
+        return out
+
     # -- audit ------------------------------------------------------------------------------
 
     async def add_audit(self, entry: AuditEntry) -> None:
@@ -406,6 +433,12 @@ class SqliteStore(LoginQueries):
             (since, limit),
         )
         return [AuditEntry(*r) for r in rows]
+
+    async def audit_counts(self, *, since: float) -> dict[str, int]:
+        rows = await self._all(
+            "SELECT action, COUNT(*) FROM audit WHERE ts >= ? GROUP BY action", (since,)
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
 
 async def open_store(path: Path) -> SqliteStore:

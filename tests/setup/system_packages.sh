@@ -3,11 +3,13 @@
 #   cmake, g++, make   build llama-server          python3-venv   the test virtualenv
 #   caddy              TLS in front of the gateway (tests/e2e/test_caddy.py runs the Caddyfile)
 #   systemd            systemd-analyze, to verify and score the units in systemd/
+#   tmux               the admin TUI in a real terminal (tests/tui/test_tmux.py)
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
+command -v tmux >/dev/null || need+=(tmux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v caddy >/dev/null || need+=(caddy)
 command -v systemd-analyze >/dev/null || need+=(systemd)

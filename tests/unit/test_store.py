@@ -10,7 +10,7 @@ from authproxy.key_index import KeyIndex
 from authproxy.keys import KeyHasher, generate_key
 from authproxy.store import ConflictError, NotFoundError, StoreError, open_store
 from authproxy.store.migrations import MIGRATIONS
-from authproxy.store.records import UsageRow
+from authproxy.store.records import AuditEntry, UsageRow
 from authproxy.store_watch import StoreWatch
 
 
@@ -128,5 +128,61 @@ async def test_usage_rows_and_summary(tmp_path: Path) -> None:
         assert await store.usage_rows() == rows
         (summary,) = await store.usage_summary(since=105.0)
         assert (summary.user_name, summary.requests, summary.prompt_tokens) == ("u", 5, 15)
+    finally:
+        await store.close()
+
+
+def _row(
+    ts: float, user_id: int | None, status: int = 200, tokens: tuple[int, int] = (3, 4)
+) -> UsageRow:
+    return UsageRow(
+        ts=ts,
+        request_id=f"r{ts}",
+        user_id=user_id,
+        key_id=None,
+        model="m",
+        upstream="up",
+        endpoint="/v1/chat/completions",
+        status=status,
+        prompt_tokens=tokens[0],
+        completion_tokens=tokens[1],
+        duration_ms=1.0,
+        ttft_ms=None,
+        stream=False,
+        usage_source="engine",
+    )
+
+
+async def test_usage_timeline_has_every_slice_and_counts_errors(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "a.db")
+    try:
+        user = await store.create_user(name="u", role="user", email=None)
+        await store.insert_usage(
+            [
+                _row(999.0, user.id),  # before the window
+                _row(1000.0, user.id),  # first slice, inclusive start
+                _row(1059.9, user.id, status=429, tokens=(0, 0)),
+                _row(1120.0, None, tokens=(10, 20)),  # third slice; a deleted user still counts
+                _row(1180.0, user.id),  # == until: outside
+            ]
+        )
+        buckets = await store.usage_timeline(since=1000.0, until=1180.0, width=60.0)
+        assert [b.start for b in buckets] == [1000.0, 1060.0, 1120.0]
+        assert [(b.requests, b.tokens, b.errors) for b in buckets] == [
+            (2, 7, 1),
+            (0, 0, 0),
+            (1, 30, 0),
+        ]
+        assert await store.usage_timeline(since=10.0, until=10.0, width=60.0) == []
+    finally:
+        await store.close()
+
+
+async def test_audit_counts_per_action_since(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "a.db")
+    try:
+        for ts, action in ((1.0, "auth.failed"), (5.0, "auth.failed"), (6.0, "user.add")):
+            await store.add_audit(AuditEntry(ts, "a", action, None, None, None))
+        assert await store.audit_counts(since=2.0) == {"auth.failed": 1, "user.add": 1}
     finally:
         await store.close()
