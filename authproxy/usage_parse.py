@@ -104,6 +104,8 @@ class SseRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
+        if _USAGE_KEY not in buf and b"\r" not in buf:
+            return self._feed_plain(buf)
         out: list[bytes] = []
         start = 0
         while True:
@@ -117,6 +119,19 @@ class SseRelay:
                 out.append(kept)
         self._buf = buf[start:]
         return b"".join(out)
+
+    def _feed_plain(self, buf: bytes) -> bytes:
+        """The common case — LF-separated events, none carrying usage: nothing to rewrite, so
+        the complete events go on as one slice, counted and checked in a single pass each."""
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._buf = buf
+            return b""
+        complete, self._buf = buf[: end + 2], buf[end + 2 :]
+        self.content_events += sum(1 for _ in _CONTENT.finditer(complete))
+        if b"[DONE]" in complete or b'"message_stop"' in complete:
+            self.done = True
+        return complete
 
     def finish(self) -> bytes:
         """The tail that never got its blank line (an engine cut off mid-event)."""

@@ -114,3 +114,16 @@ def test_anthropic_cut_before_message_delta_has_no_completion_count() -> None:
 def test_prompt_estimate() -> None:
     assert estimate_prompt_tokens({"messages": [{"role": "user", "content": "x" * 400}]}) > 90
     assert estimate_prompt_tokens({}) == 0
+
+
+def test_plain_events_split_anywhere_pass_through_whole_and_counted() -> None:
+    stream = CONTENT * 5 + DONE
+    for size in (1, 7, 50, len(stream)):
+        relay = SseRelay(dialect="openai", strip_usage=True)
+        out = b""
+        for i in range(0, len(stream), size):
+            piece = relay.feed(stream[i : i + size])
+            assert not piece or piece.endswith(b"\n\n")  # only whole events go on
+            out += piece
+        assert out == stream
+        assert relay.content_events == 5 and relay.done
