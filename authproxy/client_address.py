@@ -15,13 +15,20 @@ class ClientAddress:
         self._trusted: tuple[_Network, ...] = tuple(
             ipaddress.ip_network(p, strict=False) for p in trusted_proxies
         )
+        self._verdicts: dict[str, bool] = {}  # peers repeat: parse each address once
 
     def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self._trusted)
+        verdict = self._verdicts.get(address)
+        if verdict is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                verdict = False
+            else:
+                verdict = any(ip in net for net in self._trusted)
+            if len(self._verdicts) < 10_000:
+                self._verdicts[address] = verdict
+        return verdict
 
     def of(self, request: web.Request) -> str:
         peer = request.remote or ""
