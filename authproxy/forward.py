@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from authproxy.config import Timeouts
 from authproxy.endpoints import Endpoint
@@ -72,6 +73,7 @@ class Forwarder:
     ) -> None:
         self._session = session
         self._fresh_session = fresh_session  # never reuses a connection: for the retry
+        self._urls: dict[tuple[str, str], URL] = {}
         self._timeouts = timeouts
         self._metrics = metrics
         # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
@@ -121,6 +123,14 @@ class Forwarder:
             if resp is not None:
                 resp.close()  # never back into the pool half-read: the engine sees the close
 
+    def _url(self, upstream: Upstream, endpoint: Endpoint) -> URL:
+        """Parsed once per upstream and endpoint: aiohttp takes a URL object as it is."""
+        key = (upstream.url, endpoint.path)
+        url = self._urls.get(key)
+        if url is None:
+            url = self._urls[key] = URL(upstream.url + endpoint.path)
+        return url
+
     async def _send(
         self,
         upstream: Upstream,
@@ -133,7 +143,7 @@ class Forwarder:
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
                     return await session.post(
-                        upstream.url + endpoint.path,
+                        self._url(upstream, endpoint),
                         data=prepared.body,
                         headers=headers,
                         allow_redirects=False,

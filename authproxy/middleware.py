@@ -4,11 +4,12 @@ OpenAI error shape and writes the access log line; the inner one authenticates o
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -35,6 +36,15 @@ access_log = logging.getLogger("authproxy.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Not a guess: nothing presented, or a browser whose (unguessable) session ended.
 _QUIET_FAILURES = frozenset({"missing_api_key", "session_expired"})
+
+
+_ID_PREFIX = secrets.token_hex(6)  # per process: ids from several gateways never collide
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """Unique, not secret: a random per-process prefix and a counter (no syscall per request)."""
+    return f"{_ID_PREFIX}{next(_id_counter):010x}"
 
 
 def error_response(exc: GatewayError, request_id: str | None = None) -> web.Response:
@@ -65,7 +75,7 @@ def raw_path(request: web.Request) -> str:
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
     request[K.REQUEST_ID] = request_id
     request[K.CLIENT] = request.app[K.CLIENT_ADDRESS].of(request)
     outcome = Outcome()

@@ -24,6 +24,18 @@ def _encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_USAGE_OPTION = b'"stream_options":{"include_usage":true}'
+
+
+def _with_usage_option(raw: bytes) -> bytes:
+    """The client's bytes with the usage option spliced in after the opening brace: the key is
+    known to be absent, and a long prompt is not re-encoded just to add it."""
+    brace = raw.index(b"{")
+    rest = raw[brace + 1 :]
+    separator = b"" if rest.lstrip().startswith(b"}") else b","
+    return raw[: brace + 1] + _USAGE_OPTION + separator + rest
+
+
 def with_max_tokens(prepared: PreparedRequest, limit: int) -> PreparedRequest:
     """The same request with its completion limit lowered to ``limit`` (quota clamping)."""
     key = "max_completion_tokens" if "max_completion_tokens" in prepared.parsed else "max_tokens"
@@ -58,5 +70,5 @@ def prepare(endpoint: Endpoint, raw: bytes) -> PreparedRequest:
         if not (options or {}).get("include_usage"):
             strip_usage = True
             parsed = {**parsed, "stream_options": {**(options or {}), "include_usage": True}}
-            body = _encode(parsed)
+            body = _with_usage_option(raw) if options is None else _encode(parsed)
     return PreparedRequest(body, parsed, model, stream, strip_usage, endpoint.path)

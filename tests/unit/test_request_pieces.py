@@ -139,3 +139,18 @@ def test_policy_globs_and_unknown_roles() -> None:
     assert not policy.may_use("coder", "llama-70b")
     assert not policy.may_use("ghost", "tiny") and not policy.knows_role("ghost")
     assert policy.is_admin("admin") and not policy.is_admin("coder")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"m","stream":true}',
+        b'  {  "model": "m", "stream": true, "messages": [{"content": "{\\"a\\": 1}"}]}',
+        b'{"stream":true,"model":"m"}\n',
+    ],
+)
+def test_usage_option_is_spliced_into_the_clients_bytes(raw: bytes) -> None:
+    prepared = prepare(CHAT, raw)
+    sent = json.loads(prepared.body)
+    assert sent == {**json.loads(raw), "stream_options": {"include_usage": True}}
+    assert prepared.body.endswith(raw.split(b"{", 1)[1])  # the rest is untouched
