@@ -18,8 +18,7 @@ import pytest
 from authproxy import admin as admin_module
 from authproxy.cli.commands import admin_service
 from authproxy.config import Config
-from authproxy.store import open_store
-from authproxy.store import sqlite as sqlite_module
+from authproxy.store import open_store, sqlite_users
 from authproxy.store.records import AuditEntry, UsageRow
 
 NOW = datetime(2025, 3, 14, 9, 26, tzinfo=UTC).timestamp()
@@ -37,7 +36,7 @@ class FakeClock:
 def freeze(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
     """Make the service and the store stamp records with ``clock``'s time."""
     monkeypatch.setattr(admin_module, "now", clock)
-    monkeypatch.setattr(sqlite_module, "now", clock)
+    monkeypatch.setattr(sqlite_users, "now", clock)
 
 
 def predictable_keys(monkeypatch: pytest.MonkeyPatch) -> None:
