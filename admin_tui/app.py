@@ -1,4 +1,4 @@
-"""The admin app: five screens (as modes), the nav keys, the command palette.
+"""The admin app: six screens (as modes), the nav keys, the command palette.
 
 ``create_app`` takes the data layer: an ``AdminService`` (the same one the CLI uses) and a
 clock, so tests run it on a seeded store at a fixed time.
@@ -20,12 +20,21 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.dashboard import DashboardScreen
 from admin_tui.screens.keys import KeysScreen
 from admin_tui.screens.models import ModelsScreen
+from admin_tui.screens.sessions import SessionsScreen
 from admin_tui.screens.users import UsersScreen
-from admin_tui.widgets.nav import SCREENS
+from admin_tui.widgets.nav import ALL_SCREENS
 from authproxy.admin import AdminService
 
 SCREEN_TYPES: dict[str, type[AdminScreen]] = {
-    s.MODE: s for s in (DashboardScreen, UsersScreen, KeysScreen, ModelsScreen, AuditScreen)
+    s.MODE: s
+    for s in (
+        DashboardScreen,
+        UsersScreen,
+        KeysScreen,
+        ModelsScreen,
+        AuditScreen,
+        SessionsScreen,
+    )
 }
 
 
@@ -34,7 +43,7 @@ class AdminApp(App[None]):
     TITLE = "authproxy admin"
     COMMANDS = App.COMMANDS | {AdminCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(key, f"goto('{mode}')", title, show=False) for mode, key, title in SCREENS),
+        *(Binding(key, f"goto('{mode}')", title, show=False) for mode, key, title in ALL_SCREENS),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

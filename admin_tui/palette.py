@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from admin_tui.widgets.nav import SCREENS
+from admin_tui.widgets.nav import ALL_SCREENS
 
 if TYPE_CHECKING:
     from admin_tui.app import AdminApp
@@ -21,7 +21,7 @@ class AdminCommands(Provider):
         app = cast("AdminApp", self.app)
         commands: list[tuple[str, str, Callback]] = [
             (f"Go to {title}", f"show the {title.lower()} screen ({key})", partial(app.goto, mode))
-            for mode, key, title in SCREENS
+            for mode, key, title in ALL_SCREENS
         ]
         commands += [
             ("Add user", "create a user and pick their role", partial(app.run_on, "users", "add")),
@@ -32,6 +32,11 @@ class AdminCommands(Provider):
             ),
             ("Set quota", "limits of the selected user", partial(app.run_on, "users", "quota")),
             ("Revoke key", "revoke the selected key", partial(app.run_on, "keys", "revoke")),
+            (
+                "End sessions",
+                "sign the selected session's user out of every browser",
+                partial(app.run_on, "sessions", "end"),
+            ),
             ("Refresh", "fetch this screen's data again (ctrl+r)", app.refresh_screen),
         ]
         return commands

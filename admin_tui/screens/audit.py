@@ -8,11 +8,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from admin_tui import formatting as fmt
 from admin_tui.context import Context
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.store.records import AuditEntry
 
@@ -32,7 +32,7 @@ def _text(e: AuditEntry) -> str:
     return " ".join(x or "" for x in (e.actor, e.action, e.target, e.detail, e.source)).lower()
 
 
-class AuditScreen(AdminScreen):
+class AuditScreen(SearchableScreen):
     MODE = "audit"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Filter"),
@@ -52,10 +52,6 @@ class AuditScreen(AdminScreen):
         yield RecordTable(COLUMNS, id="audit-table")
         yield Static("", id="audit-detail", classes="detail")
 
-    @property
-    def table(self) -> RecordTable:
-        return self.query_one(RecordTable)
-
     def reload(self) -> None:
         self._load()
 
@@ -69,7 +65,7 @@ class AuditScreen(AdminScreen):
 
     def _show(self) -> None:
         zone = self.context.zone
-        needle = self.query_one("#search", Input).value.strip().lower()
+        needle = self.needle
         rows = []
         for index, e in enumerate(self.entries):
             if needle and needle not in _text(e):
@@ -98,22 +94,6 @@ class AuditScreen(AdminScreen):
             text += f" · {when} {e.actor}: {e.action}{target} from {e.source or '?'}"
             text += f"\n{e.detail or '(no detail)'}"
         self.query_one("#audit-detail", Static).update(text)
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._detail()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._show()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-
-    def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_clear_search(self) -> None:
-        self.query_one("#search", Input).value = ""
-        self.table.focus()
 
     def action_period(self) -> None:
         self.period = (self.period + 1) % len(PERIODS)

@@ -8,14 +8,14 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from admin_tui import formatting as fmt
 from admin_tui.context import Context
 from admin_tui.modals.confirm import Confirm
 from admin_tui.modals.key_create import CreateKeyModal
 from admin_tui.modals.key_shown import KeyShownModal
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin import AdminService
 from authproxy.store.records import ApiKey
@@ -53,7 +53,7 @@ async def create_key(app: App[object], service: AdminService, user: str | None) 
     return new.record
 
 
-class KeysScreen(AdminScreen):
+class KeysScreen(SearchableScreen):
     MODE = "keys"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search"),
@@ -71,10 +71,6 @@ class KeysScreen(AdminScreen):
         yield Input(placeholder="/ search by user, label or key prefix", id="search", compact=True)
         yield RecordTable(COLUMNS, id="keys-table")
         yield Static("", id="key-detail", classes="detail")
-
-    @property
-    def table(self) -> RecordTable:
-        return self.query_one(RecordTable)
 
     def selected(self) -> ApiKey | None:
         key = self.table.selected_key
@@ -97,7 +93,7 @@ class KeysScreen(AdminScreen):
 
     def _show(self, select: str | None = None) -> None:
         now = self.context.clock()
-        needle = self.query_one("#search", Input).value.strip().lower()
+        needle = self.needle
         rows = []
         for k in self.keys:
             if needle and needle not in f"{k.user_name} {k.label or ''} {k.prefix}".lower():
@@ -129,21 +125,8 @@ class KeysScreen(AdminScreen):
                 text += f", revoked {fmt.timestamp(k.revoked_at, zone)}"
         self.query_one("#key-detail", Static).update(text)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._detail()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._show()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-
-    def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
     def action_all_users(self) -> None:
-        self.query_one("#search", Input).value = ""
-        self.table.focus()
+        self.action_clear_search()
         if self.user is not None:
             self.show_user(None)
 

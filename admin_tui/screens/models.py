@@ -9,11 +9,11 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from admin_tui.context import Context
 from admin_tui.modals.confirm import Confirm
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.listing import TableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.upstream_status import ModelInfo
 
@@ -42,7 +42,7 @@ def roles_text(roles: tuple[str, ...], every: list[str]) -> str:
     return "every role" if set(roles) == set(every) else ", ".join(roles)
 
 
-class ModelsScreen(AdminScreen):
+class ModelsScreen(TableScreen):
     MODE = "models"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "switch", "Enable/disable"),
@@ -58,10 +58,6 @@ class ModelsScreen(AdminScreen):
         yield Static("Asking the engines which models they serve…", id="models-note")
         yield RecordTable(COLUMNS, id="models-table")
         yield Static("", id="model-detail", classes="detail")
-
-    @property
-    def table(self) -> RecordTable:
-        return self.query_one(RecordTable)
 
     def selected(self) -> ModelInfo | None:
         key = self.table.selected_key
@@ -103,9 +99,6 @@ class ModelsScreen(AdminScreen):
                 f"\nroles the config allows: {', '.join(m.roles) or 'none'}"
             )
         self.query_one("#model-detail", Static).update(text)
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._detail()
 
     @work(group="action", exit_on_error=False)
     async def action_switch(self) -> None:

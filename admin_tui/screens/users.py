@@ -16,8 +16,8 @@ from admin_tui.modals.confirm import Confirm
 from admin_tui.modals.quota import LABELS, QuotaModal
 from admin_tui.modals.role import RoleModal
 from admin_tui.modals.user_add import AddUserModal
-from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.keys import KeysScreen, create_key
+from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin import QUOTA_FIELDS, UserUsage
 from authproxy.quota import resolve_limits
@@ -49,10 +49,10 @@ def _cells(r: UserUsage) -> list[Cell]:
 
 def _matches(r: UserUsage, needle: str) -> bool:
     hay = f"{r.user.name} {r.user.role} {r.user.email or ''}".lower()
-    return needle.lower() in hay
+    return needle in hay
 
 
-class UsersScreen(AdminScreen):
+class UsersScreen(SearchableScreen):
     MODE = "users"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search"),
@@ -74,10 +74,6 @@ class UsersScreen(AdminScreen):
         yield RecordTable(COLUMNS, id="users-table")
         yield Static("", id="user-detail", classes="detail")
 
-    @property
-    def table(self) -> RecordTable:
-        return self.query_one(RecordTable)
-
     def selected(self) -> UserUsage | None:
         key = self.table.selected_key
         return next((r for r in self.report if r.user.name == key), None)
@@ -94,8 +90,7 @@ class UsersScreen(AdminScreen):
         self._show(select)
 
     def _show(self, select: str | None = None) -> None:
-        needle = self.query_one("#search", Input).value.strip()
-        rows = [(r.user.name, _cells(r)) for r in self.report if _matches(r, needle)]
+        rows = [(r.user.name, _cells(r)) for r in self.report if _matches(r, self.needle)]
         self.table.replace_rows(rows, select=select)
         self._detail()
 
@@ -115,25 +110,8 @@ class UsersScreen(AdminScreen):
         limits = f"Own limits: {', '.join(overridden)}" if overridden else "The role's limits"
         return f"{r.user.name}{email} · {last_day}\n{limits} · Enter: keys"
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._detail()
-
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         await self.action_show_keys()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._show()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-
-    def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_clear_search(self) -> None:
-        search = self.query_one("#search", Input)
-        search.value = ""
-        self.table.focus()
 
     # -- actions ------------------------------------------------------------------------------
 

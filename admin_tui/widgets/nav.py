@@ -13,6 +13,10 @@ SCREENS = (
     ("models", "m", "Models"),
     ("audit", "a", "Audit"),
 )
+# Reached by key and from the palette like the others, but on the line only while shown: the
+# line above uses 71 of an SSH terminal's 80 columns.
+MORE_SCREENS = (("sessions", "s", "Sessions"),)
+ALL_SCREENS = SCREENS + MORE_SCREENS
 
 
 class NavBar(Static):
@@ -30,8 +34,15 @@ class NavBar(Static):
         self.current = current
 
     def render(self) -> Text:
-        line = Text(" authproxy admin ", style="bold")
-        for mode, key, title in SCREENS:
+        line = self._line(" authproxy admin ")
+        if line.cell_len > self.size.width:
+            line = self._line(" authproxy ")
+        return line
+
+    def _line(self, brand: str) -> Text:
+        line = Text(brand, style="bold")
+        shown = [s for s in ALL_SCREENS if s in SCREENS or s[0] == self.current]
+        for mode, key, title in shown:
             line.append(" ")
             if mode == self.current:
                 line.append(f" {key} {title} ", style="bold reverse")

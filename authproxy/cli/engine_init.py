@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from authproxy.config import DEFAULT_CONFIG_NAME, ConfigError, load_config, resolve_path
+from authproxy.config_load import DEFAULT_CONFIG_NAME, ConfigError, load_config, resolve_path
 from authproxy.engine_profiles import HOST, EngineProfileError, load_profile, resolve_values
 
 

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 from authproxy.admin import AdminError
 from authproxy.cli import commands, engine, engine_init, login_commands
-from authproxy.config import Config, ConfigError, load_config
+from authproxy.config import Config
+from authproxy.config_load import ConfigError, load_config
 from authproxy.secret import SecretFileError
 from authproxy.store.base import StoreError
 

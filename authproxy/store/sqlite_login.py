@@ -1,21 +1,20 @@
 """SQLite queries for browser login: sessions, pending OIDC logins, password hashes.
 
-A mixin of ``SqliteStore``: it uses that class's one write path (``_write``) and readers.
+A mixin of ``SqliteStore`` (see ``sqlite_core``): every write goes through ``_write``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 
 from authproxy.clock import now
 from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import LoginFlow, Session, User
-
-T = TypeVar("T")
+from authproxy.store.sqlite_users import UserQueries
 
 _SESSION_SELECT = (
     "SELECT s.id, s.user_id, u.name, u.role, u.disabled, s.via, s.created_at, s.last_seen_at,"
@@ -30,19 +29,8 @@ def _session(row: Iterable[Any]) -> Session:
     )
 
 
-class LoginQueries:
-    # Provided by SqliteStore.
-    async def _write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        raise NotImplementedError
-
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        raise NotImplementedError
-
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    async def get_user(self, name: str) -> User:
-        raise NotImplementedError
+class LoginQueries(UserQueries):
+    """Builds on ``UserQueries``: sign-ins resolve to users (``get_user``)."""
 
     # -- sessions ---------------------------------------------------------------------------
 

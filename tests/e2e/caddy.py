@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .llama_server import REPO_ROOT, free_port
+from .process import StartOnEnter
 
 CADDYFILE = REPO_ROOT / "Caddyfile"
 SITE = "localhost"
@@ -28,8 +26,11 @@ def find_caddy() -> str | None:
     return shutil.which("caddy")
 
 
-class Caddy:
+class Caddy(StartOnEnter):
     """`caddy run` in front of ``upstream_port`` (use as a context manager)."""
+
+    stop_timeout = 15.0
+    tail_lines = 20
 
     def __init__(
         self, *, workdir: Path, upstream_port: int, extra_env: dict[str, str] | None = None
@@ -38,8 +39,7 @@ class Caddy:
         self.upstream_port = upstream_port
         self.extra_env = dict(extra_env or {})
         self.https_port = 0
-        self.log_path = workdir / "caddy.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir / "caddy.log")
 
     @property
     def root_cert(self) -> Path:
@@ -113,33 +113,3 @@ class Caddy:
     def _handshake(self) -> None:
         with socket.create_connection(("127.0.0.1", self.https_port), timeout=2) as sock:
             self.ssl_context().wrap_socket(sock, server_hostname=SITE).close()
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

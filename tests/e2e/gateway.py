@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import yaml
 
 from .llama_server import free_port
+from .process import StartOnEnter
 
 AUTHPROXY = [sys.executable, "-m", "authproxy"]
 
@@ -37,15 +36,17 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-class Gateway:
+class Gateway(StartOnEnter):
+    stop_timeout = 40.0  # its own shutdown grace drains streams first
+    tail_lines = 40
+
     def __init__(self, *, workdir: Path, settings: dict[str, Any], port: int | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.config = workdir / "authproxy.yaml"
         body = {"listen": {"host": "127.0.0.1", "port": self.port}, "data_dir": "data"}
         self.config.write_text(yaml.safe_dump({**body, **settings}))
-        self.log_path = workdir / "gateway.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir / "gateway.log")
 
     @property
     def base_url(self) -> str:
@@ -80,33 +81,3 @@ class Gateway:
             time.sleep(0.1)
         self.stop()
         raise AssertionError(f"gateway not healthy within {timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 40.0) -> int | None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

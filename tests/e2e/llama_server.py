@@ -19,21 +19,20 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
+
+from authproxy.engine_runner import health_status
+
+from .process import StartOnEnter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "tests" / "setup" / "install_llama_server.sh"
 HOST = "127.0.0.1"
 HEALTH_PATH = "/health"
 MODEL_ALIAS = "tiny"
-# Loopback requests never go through an HTTP proxy from the environment.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class LlamaServerError(RuntimeError):
@@ -75,7 +74,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-class LlamaServer:
+class LlamaServer(StartOnEnter):
     """A llama-server process serving one model on 127.0.0.1 (use as a context manager).
 
     Defaults suit the tiny model on a small, busy CI box: one compute thread (several
@@ -107,11 +106,10 @@ class LlamaServer:
         self.threads = threads
         self.embeddings = embeddings
         self.extra_args = list(extra_args)
-        self.log_path = log_path or model.with_suffix(".llama-server.log")
+        super().__init__(log_path or model.with_suffix(".llama-server.log"))
         self.startup_timeout = startup_timeout
         self.port = 0
         self.startup_seconds = 0.0
-        self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
@@ -193,50 +191,12 @@ class LlamaServer:
 
     def health_status(self) -> int | None:
         """HTTP status of ``GET /health`` (503 while loading), or None if nothing answers."""
-        try:
-            with _DIRECT.open(self.base_url + HEALTH_PATH, timeout=2) as resp:
-                status: int = resp.status
-                return status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return None
+        return health_status(self.base_url + HEALTH_PATH)
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> int | None:
         """Terminate the process, kill it if it lingers, and reap it (no zombies)."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        elif proc is not None:
-            proc.wait()
+        code = super().stop(timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return code

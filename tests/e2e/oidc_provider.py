@@ -13,10 +13,9 @@ import subprocess
 import time
 from functools import cache
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .llama_server import HOST, REPO_ROOT, free_port
+from .process import ChildProcess
 
 OIDC_DIR = REPO_ROOT / "tests" / "oidc"
 INSTALL_SCRIPT = REPO_ROOT / "tests" / "setup" / "install_oidc_provider.sh"
@@ -38,11 +37,10 @@ def provider_dir() -> Path:
     return Path(lines[-1])
 
 
-class OidcProvider:
+class OidcProvider(ChildProcess):
     def __init__(self, *, workdir: Path) -> None:
         self.port = free_port()
-        self.log_path = workdir / "oidc-provider.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir / "oidc-provider.log")
 
     @property
     def issuer(self) -> str:
@@ -84,33 +82,9 @@ class OidcProvider:
         self.stop()
         raise RuntimeError(f"oidc-provider not ready within {timeout}s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
+    def stop(self, timeout: float | None = None) -> int | None:
+        proc = self._proc
+        code = super().stop(timeout)
+        if proc is not None and proc.stdout is not None:
             proc.stdout.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return code

@@ -20,6 +20,7 @@ from .fake_idp import FakeIdp, running_idp
 from .helpers import Gateway, free_port, running_gateway
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+COOKIE = "authproxy_session"  # the session cookie
 KEY_RE = re.compile(r'<code class="secret" id="key">(sk-[A-Za-z0-9_-]{43})</code>')
 
 
@@ -141,3 +142,11 @@ async def browser(gateway: Gateway) -> AsyncIterator[Browser]:
         yield b
     finally:
         await b.close()
+
+
+@contextlib.asynccontextmanager
+async def signed_in(gateway: Gateway) -> AsyncIterator[Browser]:
+    """A browser that has just signed in through the provider (as whoever it names)."""
+    async with browser(gateway) as b:
+        assert (await b.oidc_login()).status == 303
+        yield b

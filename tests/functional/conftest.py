@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 from fakes.engine import FakeEngine, running_engine
 
+from .browser import browser_gateway
+from .fake_idp import FakeIdp
 from .helpers import Gateway, running_gateway
 
 
@@ -25,6 +27,14 @@ async def gateway(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[Gateway]:
     (restricted: only `tiny`)."""
     async with running_gateway(tmp_path, engine.base_url) as gw:
         yield gw
+
+
+@pytest.fixture
+async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway, FakeIdp]]:
+    """The gateway in front of `engine` with a fake OIDC provider for browser sign-in (a test
+    module that needs other settings defines its own)."""
+    async with browser_gateway(tmp_path, engine.base_url) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from fakes.engine import FakeEngine
 
 from authproxy.store.records import ApiKey
 
-from .browser import KEY_RE, Browser, browser, browser_gateway
+from .browser import KEY_RE, Browser, browser, browser_gateway, signed_in
 from .fake_idp import FakeIdp
 from .helpers import CHAT, MODELS, Gateway, bearer, chat_body
 
@@ -29,8 +29,7 @@ async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway
 
 @pytest.fixture
 async def web(sso: tuple[Gateway, FakeIdp]) -> AsyncIterator[Browser]:
-    async with browser(sso[0]) as b:
-        assert (await b.oidc_login()).status == 303
+    async with signed_in(sso[0]) as b:
         yield b
 
 

@@ -10,23 +10,14 @@ from pathlib import Path
 import pytest
 from fakes.engine import FakeEngine
 
-from .browser import Browser, browser, browser_gateway, execute, session_rows
+from .browser import COOKIE, Browser, browser, browser_gateway, execute, session_rows, signed_in
 from .fake_idp import FakeIdp, Person
 from .helpers import CHAT, MODELS, Gateway, chat_body
-
-COOKIE = "authproxy_session"
-
-
-@pytest.fixture
-async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway, FakeIdp]]:
-    async with browser_gateway(tmp_path, engine.base_url) as pair:
-        yield pair
 
 
 @pytest.fixture
 async def web(sso: tuple[Gateway, FakeIdp]) -> AsyncIterator[Browser]:
-    async with browser(sso[0]) as b:
-        assert (await b.oidc_login()).status == 303
+    async with signed_in(sso[0]) as b:
         yield b
 
 

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from fakes.engine import FakeEngine
 
-from .browser import Browser, browser, browser_gateway, session_rows
+from .browser import COOKIE, Browser, browser, session_rows
 from .fake_idp import FakeIdp, Person, new_key
 from .helpers import Gateway
-
-COOKIE = "authproxy_session"
-
-
-@pytest.fixture
-async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway, FakeIdp]]:
-    async with browser_gateway(tmp_path, engine.base_url) as pair:
-        yield pair
 
 
 @pytest.fixture

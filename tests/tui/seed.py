@@ -6,6 +6,7 @@ clock, with predictable keys, so screenshots do not change between runs.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,8 +19,7 @@ import pytest
 from authproxy import admin as admin_module
 from authproxy.cli.commands import admin_service
 from authproxy.config import Config
-from authproxy.store import open_store
-from authproxy.store import sqlite as sqlite_module
+from authproxy.store import SqliteStore, open_store, sqlite_login, sqlite_users
 from authproxy.store.records import AuditEntry, UsageRow
 
 NOW = datetime(2025, 3, 14, 9, 26, tzinfo=UTC).timestamp()
@@ -37,7 +37,8 @@ class FakeClock:
 def freeze(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
     """Make the service and the store stamp records with ``clock``'s time."""
     monkeypatch.setattr(admin_module, "now", clock)
-    monkeypatch.setattr(sqlite_module, "now", clock)
+    monkeypatch.setattr(sqlite_users, "now", clock)
+    monkeypatch.setattr(sqlite_login, "now", clock)
 
 
 def predictable_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,6 +76,7 @@ class Seeded:
     config: Config
     user_ids: dict[str, int] = field(default_factory=dict)
     key_ids: dict[str, int] = field(default_factory=dict)  # label -> id
+    session_ids: dict[str, int] = field(default_factory=dict)  # label -> id
 
 
 def _usage(
@@ -151,7 +153,31 @@ async def seed(config: Config, clock: FakeClock) -> Seeded:
             for s in (400, 300, 200)
         ]
         await store.insert_usage(traffic(out.user_ids), failures)
+        await _sessions(store, clock, out)
     finally:
         await store.close()
     clock.t = NOW
     return out
+
+
+SESSIONS = (  # label, user, via, signed in (s ago), last seen (s ago), from, user agent
+    ("alice-laptop", "alice", "oidc", 2 * DAY, 300, "198.51.100.23", "Firefox/136.0 (X11; Linux)"),
+    ("alice-phone", "alice", "password", 3 * 3600, 3600, "203.0.113.50", "Safari/18.3 (iPhone)"),
+    ("root", "root", "password", 1200, 60, "127.0.0.1", None),
+)
+
+
+async def _sessions(store: SqliteStore, clock: FakeClock, out: Seeded) -> None:
+    """Browser sessions as a login makes them (within the idle timeout: listing purges idle)."""
+    absolute = out.config.sessions.absolute_timeout
+    for label, user, via, age, seen, source, agent in SESSIONS:
+        clock.t = NOW - age
+        out.session_ids[label] = await store.create_session(
+            id_hash=hashlib.sha256(label.encode()).digest(),
+            user_id=out.user_ids[user],
+            via=via,
+            expires_at=clock.t + absolute,
+            source=source,
+            user_agent=agent,
+        )
+        await store.touch_session(out.session_ids[label], NOW - seen)

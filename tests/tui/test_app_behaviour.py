@@ -61,5 +61,5 @@ async def test_an_unexpected_failure_is_a_notification(
 
 
 def test_unknown_start_screen_is_refused(service: AdminService) -> None:
-    with pytest.raises(ValueError, match="no screen 'sessions'"):
-        create_app(service, start="sessions")
+    with pytest.raises(ValueError, match="no screen 'billing'"):
+        create_app(service, start="billing")

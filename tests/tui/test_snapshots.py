@@ -78,3 +78,7 @@ def test_models(snap_compare: SnapCompare, app: AdminApp) -> None:
 
 def test_audit(snap_compare: SnapCompare, app: AdminApp) -> None:
     assert snap_compare(app, terminal_size=SMALL, run_before=steps("a"))
+
+
+def test_sessions(snap_compare: SnapCompare, app: AdminApp) -> None:
+    assert snap_compare(app, terminal_size=SMALL, run_before=steps("s", row="root"))

@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from authproxy.browser import safe_next
-from authproxy.config import ConfigError, load_config
+from authproxy.config_load import ConfigError, load_config
 from authproxy.config_login import Oidc, PasswordLogin
 from authproxy.csrf import CsrfTokens, same_origin
 from authproxy.login_limit import LoginLimiter

@@ -1,0 +1,179 @@
+"""SQLite queries for who may do what: the auth index, users, API keys and model switches.
+
+A mixin of ``SqliteStore`` (see ``sqlite_core``): every write goes through ``_write``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+
+from authproxy.clock import now
+from authproxy.store.base import ConflictError, NotFoundError
+from authproxy.store.records import ActiveKey, ApiKey, ModelSetting, User
+from authproxy.store.sqlite_core import SqliteCore
+
+_USER_COLS = "id, name, role, email, disabled, created_at"
+_KEY_COLS = (
+    "k.id, k.user_id, u.name, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,"
+    " k.last_used_at"
+)
+
+
+def _user(row: Iterable[Any]) -> User:
+    id_, name, role, email, disabled, created = row
+    return User(id_, name, role, email, bool(disabled), created)
+
+
+def _key(row: Iterable[Any]) -> ApiKey:
+    return ApiKey(*row)
+
+
+class UserQueries(SqliteCore):
+    # -- auth index -------------------------------------------------------------------------
+
+    async def auth_epoch(self) -> int:
+        row = await self._one("SELECT value FROM meta WHERE name = 'auth_epoch'")
+        return int(row[0])
+
+    async def active_keys(self) -> list[ActiveKey]:
+        rows = await self._all(
+            "SELECT k.key_hash, k.id, u.id, u.name, u.role, k.expires_at"
+            " FROM api_keys k JOIN users u ON u.id = k.user_id"
+            " WHERE k.revoked_at IS NULL AND u.disabled = 0"
+        )
+        return [ActiveKey(bytes(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    # -- users ------------------------------------------------------------------------------
+
+    async def create_user(self, *, name: str, role: str, email: str | None) -> User:
+        async def run(db: aiosqlite.Connection) -> User:
+            try:
+                cur = await db.execute(
+                    "INSERT INTO users (name, role, email, created_at) VALUES (?, ?, ?, ?)",
+                    (name, role, email, now()),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"user {name!r} already exists") from None
+            row = await (
+                await db.execute(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (cur.lastrowid,))
+            ).fetchone()
+            assert row is not None
+            return _user(row)
+
+        return await self._write(run)
+
+    async def get_user(self, name: str) -> User:
+        row = await self._one(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,))
+        if row is None:
+            raise NotFoundError(f"no user {name!r}")
+        return _user(row)
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self._all(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
+
+    async def _update_user(self, name: str, column: str, value: Any) -> User:
+        async def run(db: aiosqlite.Connection) -> None:
+            cur = await db.execute(f"UPDATE users SET {column} = ? WHERE name = ?", (value, name))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no user {name!r}")
+
+        await self._write(run)
+        return await self.get_user(name)
+
+    async def set_user_disabled(self, name: str, disabled: bool) -> User:
+        return await self._update_user(name, "disabled", int(disabled))
+
+    async def set_user_role(self, name: str, role: str) -> User:
+        return await self._update_user(name, "role", role)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        *,
+        user_id: int,
+        key_hash: bytes,
+        prefix: str,
+        label: str | None,
+        expires_at: float | None,
+    ) -> ApiKey:
+        async def run(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, key_hash, prefix, label, now(), expires_at),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        key_id = await self._write(run)
+        return await self._get_key(key_id)
+
+    async def _get_key(self, key_id: int) -> ApiKey:
+        row = await self._one(
+            f"SELECT {_KEY_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?",
+            (key_id,),
+        )
+        if row is None:
+            raise NotFoundError(f"no key with id {key_id}")
+        return _key(row)
+
+    async def list_keys(self, user_id: int | None = None) -> list[ApiKey]:
+        where, params = ("WHERE k.user_id = ?", (user_id,)) if user_id is not None else ("", ())
+        rows = await self._all(
+            f"SELECT {_KEY_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id {where}"
+            " ORDER BY k.id",
+            params,
+        )
+        return [_key(r) for r in rows]
+
+    async def revoke_key(self, key_id: int) -> ApiKey:
+        async def run(db: aiosqlite.Connection) -> None:
+            cur = await db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now(), key_id),
+            )
+            if cur.rowcount == 0:
+                exists = await (
+                    await db.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,))
+                ).fetchone()
+                if exists is None:
+                    raise NotFoundError(f"no key with id {key_id}")
+                raise ConflictError(f"key {key_id} is already revoked")
+
+        await self._write(run)
+        return await self._get_key(key_id)
+
+    async def touch_keys(self, last_used: dict[int, float]) -> None:
+        if not last_used:
+            return
+
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                [(ts, key_id) for key_id, ts in last_used.items()],
+            )
+
+        await self._write(run)
+
+    # -- models -----------------------------------------------------------------------------
+
+    async def list_model_settings(self) -> list[ModelSetting]:
+        rows = await self._all("SELECT name, enabled FROM models ORDER BY name")
+        return [ModelSetting(r[0], bool(r[1])) for r in rows]
+
+    async def set_model_enabled(self, name: str, enabled: bool) -> ModelSetting:
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO models (name, enabled, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET enabled = excluded.enabled,"
+                " updated_at = excluded.updated_at",
+                (name, int(enabled), now()),
+            )
+
+        await self._write(run)
+        return ModelSetting(name, enabled)
