@@ -195,7 +195,10 @@ async def _checked_form(request: web.Request, session: BrowserSession) -> dict[s
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-async def create_key(request: web.Request) -> web.Response:
+async def _signed_in_form(
+    request: web.Request,
+) -> tuple[BrowserSession, dict[str, str]] | web.Response:
+    """The session and its CSRF-checked form, or the answer to give instead."""
     session = _session(request)
     if session is None:
         return redirect(LOGIN)
@@ -207,6 +210,14 @@ async def create_key(request: web.Request) -> web.Response:
             status=403,
             link="/account",
         )
+    return session, form
+
+
+async def create_key(request: web.Request) -> web.Response:
+    checked = await _signed_in_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    session, form = checked
     label = " ".join(form.get("label", "").split())[:64] or None
     expires = form.get("expires", "")
     if expires not in EXPIRY_CHOICES:
@@ -233,17 +244,10 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    session = _session(request)
-    if session is None:
-        return redirect(LOGIN)
-    form = await _checked_form(request, session)
-    if form is None:
-        return message_page(
-            "Form refused",
-            "The form was not sent by your account page.",
-            status=403,
-            link="/account",
-        )
+    checked = await _signed_in_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    session, form = checked
     key_id = form.get("key_id", "")
     admin = _admin(request, session)
     mine = {k.id for k in await admin.list_keys(session.record.user_name)}

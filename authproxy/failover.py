@@ -10,8 +10,6 @@ answers could both reach the client.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 
 from aiohttp import web
@@ -20,21 +18,10 @@ from authproxy import appkeys as K
 from authproxy.endpoints import Endpoint
 from authproxy.errors import NotFound, UpstreamError
 from authproxy.forward import EngineUnavailable, Outcome
-from authproxy.request_body import PreparedRequest
+from authproxy.request_body import PreparedRequest, with_model
 from authproxy.upstreams import Upstream
 
 log = logging.getLogger("authproxy.failover")
-
-
-def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
-    """The request as the engine must see it: an alias replaced by the engine's model id.
-    The body is re-serialized only then; otherwise the client's bytes go upstream untouched.
-    ``model`` keeps the client's name (authorization and the usage row use it)."""
-    if prepared.parsed.get("model") == model_id:
-        return prepared
-    parsed = {**prepared.parsed, "model": model_id}
-    body = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
-    return dataclasses.replace(prepared, body=body, parsed=parsed)
 
 
 def _reset(outcome: Outcome) -> None:
@@ -59,7 +46,7 @@ async def forward_with_failover(
     """
     catalog = request.app[K.CATALOG]
     forwarder = request.app[K.FORWARDER]
-    upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
+    upstream_request = with_model(prepared, catalog.resolve(prepared.model))
     tried: set[Upstream] = set()
     upstream = catalog.pick(prepared.model)
     if upstream is None:

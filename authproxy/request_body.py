@@ -36,6 +36,15 @@ def _with_usage_option(raw: bytes) -> bytes:
     return raw[: brace + 1] + _USAGE_OPTION + separator + rest
 
 
+def with_model(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
+    """The request as an engine must see it: ``model`` replaced by the engine's own id (an
+    alias resolved). ``PreparedRequest.model`` keeps the client's name for policy and usage."""
+    if prepared.parsed.get("model") == model_id:
+        return prepared  # the client's bytes go upstream untouched
+    parsed = {**prepared.parsed, "model": model_id}
+    return replace(prepared, parsed=parsed, body=_encode(parsed))
+
+
 def with_max_tokens(prepared: PreparedRequest, limit: int) -> PreparedRequest:
     """The same request with its completion limit lowered to ``limit`` (quota clamping)."""
     key = "max_completion_tokens" if "max_completion_tokens" in prepared.parsed else "max_tokens"

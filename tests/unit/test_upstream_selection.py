@@ -8,8 +8,7 @@ from collections import Counter
 from typing import cast
 
 from authproxy.endpoints import FORWARDED
-from authproxy.failover import for_engine
-from authproxy.request_body import prepare
+from authproxy.request_body import prepare, with_model
 from authproxy.store.base import Store
 from authproxy.store.records import ModelSetting
 from authproxy.upstreams import ModelCatalog, Upstream
@@ -150,8 +149,8 @@ def test_alias_is_rewritten_for_the_engine_and_nothing_else_changes() -> None:
     chat = FORWARDED["/v1/chat/completions"]
     raw = b'{"model": "coder", "messages": [], "x": "\xc3\xa9"}'
     prepared = prepare(chat, raw)
-    sent = for_engine(prepared, "qwen")
+    sent = with_model(prepared, "qwen")
     assert json.loads(sent.body) == {"model": "qwen", "messages": [], "x": "é"}
     assert sent.model == "coder" and sent.parsed["model"] == "qwen"
     same = prepare(chat, b'{"model": "qwen", "messages": []}')
-    assert for_engine(same, "qwen") is same
+    assert with_model(same, "qwen") is same
