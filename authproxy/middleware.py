@@ -25,6 +25,7 @@ from authproxy.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
 )
 from authproxy.forward import Outcome
 from authproxy.keys import KEY_PREFIX, display_prefix
@@ -143,7 +144,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     throttle = request.app[K.AUTH_THROTTLE]
     client = request[K.CLIENT]
-    throttle.check(client)
+    try:
+        throttle.check(client)
+    except RateLimited as exc:  # refused before its credential was even looked at
+        request.app[K.METRICS].auth_failed(exc.code)
+        raise
     try:
         principal = await authenticate(request, request.app[K.AUTHENTICATORS])
     except AuthenticationFailed as exc:

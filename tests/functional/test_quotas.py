@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from fakes.engine import FakeEngine
+from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy import appkeys as K
 from authproxy.app import build_app
@@ -164,6 +165,13 @@ async def test_repeated_auth_failures_block_the_address(
         details = " ".join(str(e.detail) for e in entries)
         assert "sk-WWWWWW" in details and wrong not in details  # the prefix only, never the key
         assert all(e.source == "127.0.0.1" for e in entries if e.action.startswith("auth."))
+        families = {
+            s.labels.get("reason"): s.value
+            for f in text_string_to_metric_families(gw.app[K.METRICS].render()[0].decode())
+            for s in f.samples
+            if s.name == "authproxy_auth_failures_total"
+        }
+        assert families == {"invalid_api_key": 3, "too_many_auth_failures": 1}
         await asyncio.sleep(1.6)
         async with session.get(gw.url("/v1/models"), headers=bearer(gw.accounts.user_key)) as r:
             assert r.status == 200
