@@ -10,6 +10,8 @@ bash tests/setup/system_packages.sh
 
 VENV="${TEST_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# Absolute: the llama-server build runs pip from another directory with this venv on PATH.
+VENV="$(cd "$VENV" && pwd)"
 echo "setup: installing authproxy and its test dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 \
   | grep -v -e '^WARNING: Location' -e '^$' >&2 || true
