@@ -1,4 +1,5 @@
-"""Running the gateway: uvloop where available, graceful drain on SIGTERM / SIGINT."""
+"""Running the gateway: uvloop where available, logs with credentials masked, graceful drain
+on SIGTERM / SIGINT."""
 
 from __future__ import annotations
 
@@ -12,20 +13,19 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.app import build_app
 from authproxy.config import Config
+from authproxy.log_redact import install_redaction
 
 log = logging.getLogger("authproxy")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
+    install_redaction(logging.getLogger().handlers, LOG_FORMAT)
     # The access log line is JSON already; print it bare.
     access = logging.getLogger("authproxy.access")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    install_redaction([handler], "%(message)s")
     access.addHandler(handler)
     access.propagate = False
 
