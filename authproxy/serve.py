@@ -1,5 +1,5 @@
-"""Running the gateway: uvloop where available, logs with credentials masked, graceful drain
-on SIGTERM / SIGINT."""
+"""Running the gateway: the port bound first, uvloop where available, logs with credentials
+masked, graceful drain on SIGTERM / SIGINT."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.app import build_app
 from authproxy.config import Config
+from authproxy.listen import bind_sockets
 from authproxy.log_redact import install_redaction
 
 log = logging.getLogger("authproxy")
@@ -31,16 +32,24 @@ def setup_logging(level: str) -> None:
 
 
 async def run(config: Config, *, ready_message: bool = True) -> None:
-    app = build_app(config)
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,
-        access_log=None,
-        shutdown_timeout=config.shutdown_grace,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=1024)
-    await site.start()
+    """Serve until SIGTERM / SIGINT; ``ListenError`` (and nothing started) if the address
+    can't be listened on."""
+    sockets = bind_sockets(config.listen.host, config.listen.port)
+    try:
+        app = build_app(config)
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=config.shutdown_grace,
+        )
+        await runner.setup()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    for sock in sockets:
+        await web.SockSite(runner, sock, backlog=1024).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
