@@ -42,21 +42,24 @@ async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
         log.append(line.decode(errors="replace"))
 
 
+@dataclass
+class Serving:
+    """A started `authproxy serve`: the port from its "listening on" line; its output lines
+    (both streams, in order) keep arriving in ``log``."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    log: list[str] = field(default_factory=list, repr=False)
+
+
 @contextlib.asynccontextmanager
-async def serve_process(
-    tmp: Path, engine: FakeEngine, *, log_level: str = "info", **overrides: Any
-) -> AsyncIterator[ServeProcess]:
-    raw = gateway_config(tmp / "data", engine.base_url, log_level=log_level, **overrides)
-    path = write_config(tmp / "authproxy.yaml", raw)
-    config = Config.model_validate(raw)
-    accounts = await seed_accounts(config)
+async def serving(argv: list[str], *, cwd: Path, env: dict[str, str]) -> AsyncIterator[Serving]:
+    """Run ``argv`` (an `authproxy ... serve`); enter once it listens, kill it on exit if it
+    still runs."""
     proc = await asyncio.create_subprocess_exec(
-        AUTHPROXY,
-        "--config",
-        str(path),
-        "serve",
-        cwd=tmp,
-        env=cli_env(),
+        *argv,
+        cwd=cwd,
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -74,10 +77,23 @@ async def serve_process(
                 if match:
                     break
         drain = asyncio.create_task(_drain(proc.stdout, log))
-        yield ServeProcess(proc, int(match.group(1)), config, accounts, log)
+        yield Serving(proc, int(match.group(1)), log)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
         if drain is not None:
             await asyncio.wait_for(drain, 10)
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    tmp: Path, engine: FakeEngine, *, log_level: str = "info", **overrides: Any
+) -> AsyncIterator[ServeProcess]:
+    raw = gateway_config(tmp / "data", engine.base_url, log_level=log_level, **overrides)
+    path = write_config(tmp / "authproxy.yaml", raw)
+    config = Config.model_validate(raw)
+    accounts = await seed_accounts(config)
+    argv = [AUTHPROXY, "--config", str(path), "serve"]
+    async with serving(argv, cwd=tmp, env=cli_env()) as started:
+        yield ServeProcess(started.proc, started.port, config, accounts, started.log)

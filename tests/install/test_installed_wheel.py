@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 from fakes.engine import running_engine
-from functional.helpers import KEY_RE, Secret, bearer, chat_body, free_port
+from functional.helpers import KEY_RE, Secret, bearer, chat_body
+from functional.serve_process import serving
 from tui.tmux import tmux_session
 
 from .conftest import ReadmeRun
@@ -83,31 +84,16 @@ async def test_installed_gateway_serves_with_a_key_and_refuses_without(
     venv_bin: Path, tmp_path: Path
 ) -> None:
     async with running_engine(models=["tiny"]) as engine:
-        port = free_port()
-        config = _config(tmp_path, engine.base_url, port=port)
+        config = _config(tmp_path, engine.base_url, port=0)
         init = await asyncio.to_thread(
             _run, venv_bin, tmp_path, "authproxy", "--config", str(config), "init"
         )
         assert init.returncode == 0, init.stderr
         key = Secret(init.stdout.strip())
         assert KEY_RE.match(key)
-        proc = await asyncio.create_subprocess_exec(
-            str(venv_bin / "authproxy"),
-            "--config",
-            str(config),
-            "serve",
-            cwd=tmp_path,
-            env=user_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        try:
-            async with asyncio.timeout(60):
-                while "listening on" not in (line := (await proc.stdout.readline()).decode()):
-                    assert line, "authproxy serve exited at start"
-            base = f"http://127.0.0.1:{port}"
+        argv = [str(venv_bin / "authproxy"), "--config", str(config), "serve"]
+        async with serving(argv, cwd=tmp_path, env=user_env()) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
                 async with http.post(
                     base + "/v1/chat/completions", json=chat_body(max_tokens=3), headers=bearer(key)
@@ -120,14 +106,10 @@ async def test_installed_gateway_serves_with_a_key_and_refuses_without(
                     assert (await r.json())["error"]["code"] == "missing_api_key"
                 async with http.get(base + "/auth/login") as r:  # templates and stylesheet
                     assert r.status == 200 and "<style" in await r.text()
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 30) == 0
-            rest = (await proc.stdout.read()).decode()
-            assert "stopped" in rest and "Traceback" not in rest
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            gw.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(gw.proc.wait(), 30) == 0
+        log = "".join(gw.log)
+        assert "stopped" in log and "Traceback" not in log
     assert len(engine.requests) == 1
     # The engine profiles, a symlinked directory in the tree.
     command = _run(
