@@ -52,6 +52,12 @@ class UserUsage:
     completion_tokens: int
 
 
+def valid_user_name(name: str) -> bool:
+    """At most 64 printable characters, no leading or trailing space (an e-mail address
+    or a provider's ``sub`` usually is one)."""
+    return 0 < len(name) <= 64 and name.isprintable() and name.strip() == name
+
+
 QUOTA_FIELDS = ("requests_per_minute", "max_concurrent", "tokens_per_day", "tokens_per_month")
 
 
@@ -93,7 +99,7 @@ class AdminService:
     ) -> User:
         role = role or self._config.default_role
         self._check_role(role)
-        if not name or len(name) > 64 or not name.isprintable() or name.strip() != name:
+        if not valid_user_name(name):
             raise AdminError(f"invalid user name {name!r}")
         try:
             user = await self._store.create_user(name=name, role=role, email=email)

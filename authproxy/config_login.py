@@ -31,9 +31,8 @@ class Oidc(_Strict):
     client_secret: SecretStr | None = None  # null: a public client (PKCE only)
     redirect_url: str  # https://gateway.example.com/auth/callback, registered at the provider
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
-    username_claim: str = (
-        "preferred_username"  # the gateway user name; a user lacking it is refused
-    )
+    # The gateway user name at a first sign-in; when absent: email_claim, then sub.
+    username_claim: str = "preferred_username"
     email_claim: str = "email"
     role_claim: str = "groups"  # a string or a list of strings in the ID token or userinfo
     roles_map: dict[str, str] = Field(default_factory=dict)  # claim value -> role; first match wins

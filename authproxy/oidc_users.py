@@ -1,10 +1,11 @@
 """From an identity provider's claims to a gateway user: find, link, create or refuse; role.
 
 A sign-in is matched to a user by the provider's ``sub``, never by a name alone: the first time,
-a new user is created under ``username_claim`` (or refused when ``unknown_users: reject``). A
-user that already exists under that name but is not linked to this ``sub`` (made with the CLI,
-a break-glass admin) is refused unless ``link_existing_users`` is on, so nobody becomes ``admin``
-by choosing that name at the provider. With a ``roles_map``, the provider is the source of
+a new user is created under ``username_claim``, else the e-mail address, else ``sub`` (or
+refused when ``unknown_users: reject``). A user that already exists under the name so chosen
+but is not linked to this ``sub`` (made with the CLI, a break-glass admin) is refused unless
+``link_existing_users`` is on, so nobody becomes ``admin`` by choosing that name (or e-mail
+address) at the provider. With a ``roles_map``, the provider is the source of
 truth for roles: the role is recomputed at every sign-in (a user removed from the admin group
 is demoted at their next login); without one, roles are managed here and new users get the
 default role.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from authproxy.admin import AdminError, AdminService
+from authproxy.admin import AdminError, AdminService, valid_user_name
 from authproxy.config import Config
 from authproxy.config_login import Oidc as Settings
 from authproxy.keys import KeyHasher
@@ -62,13 +63,21 @@ class OidcUsers:
         )
 
     def username(self, claims: Mapping[str, Any]) -> str:
-        name = claims.get(self._settings.username_claim)
-        if not isinstance(name, str) or not name.strip():
-            raise LoginRefused(
-                f"the identity provider sent no `{self._settings.username_claim}` for you",
-                "no_username_claim",
-            )
-        return name.strip()
+        """The name a first sign-in gets: ``username_claim``; a provider that sends none (Google
+        sends only ``sub`` and ``email``) falls back to the e-mail address (unless the provider
+        says it is unverified), then to ``sub``. The first of them that is a valid user name."""
+        candidates = [self._settings.username_claim]
+        if claims.get("email_verified") is not False:
+            candidates.append(self._settings.email_claim)
+        candidates.append("sub")
+        for claim in candidates:
+            value = claims.get(claim)
+            if isinstance(value, str) and valid_user_name(value.strip()):
+                return value.strip()
+        raise LoginRefused(
+            f"the identity provider sent no usable name for you (tried {', '.join(candidates)})",
+            "no_username_claim",
+        )
 
     async def resolve(
         self, claims: Mapping[str, Any], *, source: str, sync_role: bool = True

@@ -1,4 +1,5 @@
-"""Running the gateway: uvloop where available, graceful drain on SIGTERM / SIGINT."""
+"""Running the gateway: the port bound first, uvloop where available, logs with credentials
+masked, graceful drain on SIGTERM / SIGINT."""
 
 from __future__ import annotations
 
@@ -12,35 +13,43 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.app import build_app
 from authproxy.config import Config
+from authproxy.listen import bind_sockets
+from authproxy.log_redact import install_redaction
 
 log = logging.getLogger("authproxy")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
+    install_redaction(logging.getLogger().handlers, LOG_FORMAT)
     # The access log line is JSON already; print it bare.
     access = logging.getLogger("authproxy.access")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    install_redaction([handler], "%(message)s")
     access.addHandler(handler)
     access.propagate = False
 
 
 async def run(config: Config, *, ready_message: bool = True) -> None:
-    app = build_app(config)
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,
-        access_log=None,
-        shutdown_timeout=config.shutdown_grace,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=1024)
-    await site.start()
+    """Serve until SIGTERM / SIGINT; ``ListenError`` (and nothing started) if the address
+    can't be listened on."""
+    sockets = bind_sockets(config.listen.host, config.listen.port)
+    try:
+        app = build_app(config)
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=config.shutdown_grace,
+        )
+        await runner.setup()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    for sock in sockets:
+        await web.SockSite(runner, sock, backlog=1024).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

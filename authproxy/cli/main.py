@@ -167,10 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ok: {len(config.upstreams)} upstream(s), roles {', '.join(config.roles)}")
         return 0
     if args.command == "serve":
+        from authproxy.listen import ListenError
         from authproxy.serve import serve
 
         try:
             serve(config)
+        except ListenError as exc:  # the port is taken: nothing was started
+            print(f"authproxy: {exc}", file=sys.stderr)
+            return 1
         except (OSError, StoreError, SecretFileError) as exc:
             print(f"authproxy: cannot start: {exc}", file=sys.stderr)
             return 1

@@ -36,14 +36,18 @@ class Person:
     sub: str
     name: str
     groups: list[str] = field(default_factory=lambda: ["staff"])
+    extra: dict[str, Any] = field(default_factory=dict)  # more (or other) claims
+    drop: tuple[str, ...] = ()  # claims this provider doesn't send (Google: preferred_username)
 
     def claims(self) -> dict[str, Any]:
-        return {
+        claims = {
             "sub": self.sub,
             "preferred_username": self.name,
             "email": f"{self.name}@example.test",
             "groups": self.groups,
+            **self.extra,
         }
+        return {k: v for k, v in claims.items() if k not in self.drop}
 
 
 @dataclass

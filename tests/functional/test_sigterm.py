@@ -5,93 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import signal
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from fakes.engine import FakeEngine
 
-from authproxy.config import Config
-
 from .helpers import (
-    AUTHPROXY,
     CHAT,
-    Accounts,
     bearer,
     chat_body,
-    cli_env,
-    gateway_config,
-    seed_accounts,
     wait_usage,
-    write_config,
 )
+from .serve_process import serve_process
 from .wire import parse_sse
 
 GRACE = 10.0
-LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
-
-
-@dataclass
-class ServeProcess:
-    proc: asyncio.subprocess.Process
-    port: int
-    config: Config
-    accounts: Accounts
-    log: list[str] = field(default_factory=list, repr=False)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
-    async for line in stream:
-        log.append(line.decode(errors="replace"))
-
-
-@contextlib.asynccontextmanager
-async def serve_process(
-    tmp: Path, engine: FakeEngine, grace: float = GRACE
-) -> AsyncIterator[ServeProcess]:
-    raw = gateway_config(tmp / "data", engine.base_url, shutdown_grace=grace, log_level="info")
-    path = write_config(tmp / "authproxy.yaml", raw)
-    config = Config.model_validate(raw)
-    accounts = await seed_accounts(config)
-    proc = await asyncio.create_subprocess_exec(
-        AUTHPROXY,
-        "--config",
-        str(path),
-        "serve",
-        cwd=tmp,
-        env=cli_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    log: list[str] = []
-    drain: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(60):
-            while True:
-                line = (await proc.stderr.readline()).decode(errors="replace")
-                assert line, f"authproxy serve exited early: {''.join(log)}"
-                log.append(line)
-                match = LISTENING.search(line)
-                if match:
-                    break
-        drain = asyncio.create_task(_drain(proc.stderr, log))
-        yield ServeProcess(proc, int(match.group(1)), config, accounts, log)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if drain is not None:
-            await asyncio.wait_for(drain, 10)
 
 
 async def _refused_soon(base_url: str, within: float) -> str:
@@ -116,7 +46,7 @@ async def _refused_soon(base_url: str, within: float) -> str:
 async def test_sigterm_drains_open_streams_and_loses_no_row(
     tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
-    async with serve_process(tmp_path, engine) as gw:
+    async with serve_process(tmp_path, engine, shutdown_grace=GRACE) as gw:
         body = chat_body(stream=True, fake={"token_delay": 0.3})  # 8 tokens: about 2.1 s
         started = time.monotonic()
         async with session.post(
@@ -151,7 +81,7 @@ async def test_sigterm_drains_open_streams_and_loses_no_row(
 
 
 async def test_sigterm_when_idle_exits_at_once(tmp_path: Path, engine: FakeEngine) -> None:
-    async with serve_process(tmp_path, engine) as gw:
+    async with serve_process(tmp_path, engine, shutdown_grace=GRACE) as gw:
         started = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(gw.proc.wait(), GRACE + 10) == 0
@@ -162,7 +92,7 @@ async def test_stream_longer_than_grace_is_cut_but_charged(
     tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
     grace = 1.0
-    async with serve_process(tmp_path, engine, grace=grace) as gw:
+    async with serve_process(tmp_path, engine, shutdown_grace=grace) as gw:
         body = chat_body(stream=True, max_tokens=40, fake={"token_delay": 0.25})  # about 10 s
         async with session.post(
             gw.base_url + CHAT, headers=bearer(gw.accounts.user_key), json=body
