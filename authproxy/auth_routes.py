@@ -100,15 +100,15 @@ async def post_login(request: web.Request) -> web.Response:
         return login_page(request, next_path=next_path, error="Enter user name and password.")
     name = name.strip()[:MAX_NAME]
     client = request[K.CLIENT]
-    wait = browser.limiter.retry_after(client, name)
-    if wait:
+    attempt = browser.limiter.begin(client, name)  # counted before anything is awaited
+    if attempt.wait:
         return login_page(
             request,
             next_path=next_path,
             username=name,
-            error=f"Too many failed attempts. Try again in {wait} seconds.",
+            error=f"Too many failed attempts. Try again in {attempt.wait} seconds.",
             status=429,
-            headers={"Retry-After": str(wait)},
+            headers={"Retry-After": str(attempt.wait)},
         )
     store = request.app[K.STORE]
     try:
@@ -117,7 +117,7 @@ async def post_login(request: web.Request) -> web.Response:
         user, stored = None, None
     verdict = await browser.passwords.verify(stored, password)
     if user is None or not verdict.ok:
-        browser.limiter.failed(client, name)
+        browser.limiter.failed(attempt)
         audit(request, "anonymous", "auth.failed", name, "reason=bad_password via=password")
         return login_page(
             request,
@@ -127,11 +127,12 @@ async def post_login(request: web.Request) -> web.Response:
             status=401,
         )
     if user.disabled:
+        browser.limiter.release(attempt)
         audit(request, user.name, "auth.failed", user.name, "reason=user_disabled via=password")
         return login_page(
             request, next_path=next_path, error="This account is disabled.", status=403
         )
-    browser.limiter.succeeded(name)
+    browser.limiter.succeeded(attempt)
     if verdict.new_hash is not None:
         await store.set_password_hash(user.name, verdict.new_hash)
     response = redirect(next_path)
