@@ -223,21 +223,16 @@ async def create_key(request: web.Request) -> web.Response:
     if expires not in EXPIRY_CHOICES:
         return message_page("Form refused", "Unknown expiry.", status=400, link="/account")
     admin = _admin(request, session)
-    active = [k for k in await admin.list_keys(session.record.user_name) if k.revoked_at is None]
-    if len(active) >= MAX_ACTIVE_KEYS:
-        notice = Safe(
-            f'<div class="notice error" role="alert">You have {len(active)} keys;'
-            " revoke one before creating another.</div>"
-        )
-        return await _render(request, session, notice=notice, status=409)
     try:
         new = await admin.create_key(
             session.record.user_name,
             label=label,
             expires_in=parse_duration(expires) if expires else None,
+            max_active=MAX_ACTIVE_KEYS,  # checked in the store's write transaction
         )
     except AdminError as exc:
-        return message_page("Cannot create a key", str(exc), status=409, link="/account")
+        notice = Safe(f'<div class="notice error" role="alert">{esc(str(exc))}</div>')
+        return await _render(request, session, notice=notice, status=409)
     await request.app[K.WATCH].check()  # usable the moment it is shown
     box = _new_key_box(request, new.secret, new.record, _models(request, session.record.role))
     return await _render(request, session, new_key=box, status=201)
