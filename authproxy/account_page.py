@@ -23,6 +23,7 @@ from authproxy.html import EMPTY, Safe, esc, join, message_page, page, redirect,
 from authproxy.quota import Limits
 from authproxy.sessions import CURRENT, BrowserSession
 from authproxy.store.records import ApiKey
+from authproxy.whole_number import whole_number
 
 PURPOSE = "account"
 EXPIRY_CHOICES = frozenset({"", "7d", "30d", "90d", "365d"})
@@ -243,12 +244,12 @@ async def revoke_key(request: web.Request) -> web.Response:
     if isinstance(checked, web.Response):
         return checked
     session, form = checked
-    key_id = form.get("key_id", "")
+    key_id = whole_number(form.get("key_id"))
     admin = _admin(request, session)
     mine = {k.id for k in await admin.list_keys(session.record.user_name)}
-    if not key_id.isdigit() or int(key_id) not in mine:
+    if key_id is None or key_id not in mine:
         return message_page("No such key", "That key is not yours.", status=404, link="/account")
     with contextlib.suppress(AdminError):  # revoked already (another tab): what was wanted
-        await admin.revoke_key(int(key_id))
+        await admin.revoke_key(key_id)
     await request.app[K.WATCH].check()  # refused from the next request on
     return redirect("/account?done=revoked")

@@ -164,3 +164,34 @@ async def test_the_key_limit_holds_under_concurrent_creations(
         *(web.post("/account/keys", {"csrf": token, "label": "more"}) for _ in range(3))
     )
     assert sorted(r.status for r in again) == [201, 409, 409]
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["²", "¹²", "٤", "9" * 5000, "9" * 20, "-1", "+1", "1_0", " 1", "", None],
+    ids=[
+        "superscript",
+        "superscripts",
+        "arabic",
+        "huge",
+        "past-sqlite",
+        "negative",
+        "plus",
+        "underscore",
+        "space",
+        "empty",
+        "missing",
+    ],
+)
+async def test_a_malformed_key_id_is_a_clear_404(
+    sso: tuple[Gateway, FakeIdp], web: Browser, key_id: str | None
+) -> None:
+    gw, _ = sso
+    async with gw.admin() as admin:
+        mine = await admin.create_key("olivia")  # id 4 (after root's, alice's and rita's)
+    page = await web.account()
+    form = {"csrf": page.csrf(1)} | ({"key_id": key_id} if key_id is not None else {})
+    refused = await web.post("/account/keys/revoke", form)
+    assert refused.status == 404 and "That key is not yours." in refused.text
+    assert [k.revoked_at for k in await _keys(gw, "olivia")] == [None]
+    assert mine.record.id == 4
