@@ -8,8 +8,10 @@ browser that started that login, so nobody can finish their own login in someone
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -70,14 +72,25 @@ class BrowserAuth:
 BROWSER = web.AppKey("browser_auth", BrowserAuth)
 
 
+# A path and query of printable URL characters (RFC 3986 unreserved, sub-delims, ":@/?%"):
+# no control character, space, backslash or non-ASCII, which a Location header cannot carry
+# (aiohttp drops the connection on a control character) or browsers read in their own ways.
+_NEXT_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,511}")
+
+
 def safe_next(value: object) -> str:
-    """Where to go after login: a path on this gateway, never another site."""
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
+    """Where to go after login: a path on this gateway, never another site.
+
+    Anything else is replaced by the account page. The percent-decoded form is held to the
+    same rules, for whatever decodes it later.
+    """
+    if not isinstance(value, str) or not _NEXT_RE.fullmatch(value):
         return DEFAULT_NEXT
-    if value.startswith(("//", "/\\")) or any(c in value for c in "\\\r\n\t") or "://" in value:
-        return DEFAULT_NEXT
-    if value.startswith("/auth/"):
-        return DEFAULT_NEXT
+    for form in (value, unquote(value)):
+        if form.startswith(("//", "/\\")) or "://" in form or form.startswith("/auth/"):
+            return DEFAULT_NEXT
+        if "\\" in form or any(c.isspace() or not c.isprintable() for c in form):
+            return DEFAULT_NEXT
     return value
 
 

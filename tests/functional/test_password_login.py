@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from fakes.engine import FakeEngine
@@ -15,6 +16,7 @@ from authproxy.passwords import hash_password
 
 from .browser import Browser, browser
 from .helpers import AUTHPROXY, MODELS, Gateway, cli_env, run_cli, running_gateway
+from .wire import raw_request
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "authproxy_session"
@@ -179,6 +181,43 @@ async def test_successful_logins_do_not_count_against_the_address(local: Gateway
             assert await _login(b, "alice", PASSWORD) == 303
     async with browser(local) as b:
         assert await _login(b, "alice", "wrong password!") == 401
+
+
+# `next` as it appears in a query string: each is answered, with a redirect to /account.
+BAD_NEXT = {
+    "control": "/%01",
+    "nul": "/%00",
+    "delete": "/%7F",
+    "crlf": "/%0D%0ASet-Cookie:%20a=b",
+    "next-line": "/%C2%85",
+    "line-separator": "/%E2%80%A8",
+    "tab": "/%09/evil.example",
+    "space": "/%20/evil.example",
+    "scheme-relative": "//evil.example",
+    "backslash": "/%5Cevil.example",
+    "encoded-slash": "/%252Fevil.example",
+    "encoded-backslash": "/%255Cevil.example",
+    "encoded-crlf": "/%250D%250ASet-Cookie:%2520a=b",
+    "absolute": "https://evil.example",
+    "sign-in-page": "/auth/logout",
+}
+
+
+@pytest.mark.parametrize("query", BAD_NEXT.values(), ids=list(BAD_NEXT))
+async def test_a_bad_next_is_answered_with_the_account_page(local: Gateway, query: str) -> None:
+    async with browser(local) as b:
+        token = await _form(b)
+        form = {"username": "alice", "password": PASSWORD, "csrf": token, "next": unquote(query)}
+        signed_in = await b.post("/auth/login", form)
+        assert (signed_in.status, signed_in.location) == (303, "/account")
+        cookie = b.cookie(COOKIE)
+    assert cookie is not None
+    for headers in ([("Cookie", f"{COOKIE}={cookie}")], []):  # signed in: a redirect; else a page
+        reply = await raw_request(local.port, "GET", f"/auth/login?next={query}", headers)
+        if headers:
+            assert (reply.status, reply.headers["location"]) == (303, "/account")
+        else:
+            assert reply.status == 200 and b'name="next" value="/account"' in reply.body
 
 
 async def test_verification_runs_off_the_event_loop(local: Gateway) -> None:

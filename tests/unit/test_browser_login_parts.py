@@ -65,6 +65,21 @@ def test_oidc_config_is_checked(tmp_path: Path) -> None:
         ("https://evil.example", "/account"),
         ("/auth/logout", "/account"),
         ("/x\r\nSet-Cookie: a=b", "/account"),
+        ("/account?done=revoked&x=%C3%A9", "/account?done=revoked&x=%C3%A9"),
+        ("/\x01", "/account"),
+        ("/\x7f", "/account"),
+        ("/\x85", "/account"),
+        ("/\u2028", "/account"),
+        ("/é", "/account"),  # a Location header is ASCII: browsers read raw UTF-8 variously
+        ("/ x", "/account"),
+        ("/%2F/evil.example", "/account"),
+        ("/%2f%2fevil.example", "/account"),
+        ("/%5Cevil.example", "/account"),
+        ("/%0d%0aSet-Cookie:%20a=b", "/account"),
+        ("/%61uth/logout", "/account"),
+        ("/x?to=https%3A//evil.example", "/account"),
+        ("/" + "a" * 511, "/" + "a" * 511),
+        ("/" + "a" * 512, "/account"),
     ],
 )
 def test_next_stays_on_this_gateway(value: object, expected: str) -> None:
