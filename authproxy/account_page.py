@@ -16,7 +16,7 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.admin import AdminError, AdminService
-from authproxy.browser import BROWSER, audit
+from authproxy.browser import BROWSER, audit, read_form
 from authproxy.clock import now, parse_duration
 from authproxy.csrf import FIELD
 from authproxy.html import EMPTY, Safe, esc, join, message_page, page, redirect, render
@@ -188,7 +188,7 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def _checked_form(request: web.Request, session: BrowserSession) -> dict[str, str] | None:
-    form = await request.post()
+    form = await read_form(request)
     browser = request.app[BROWSER]
     if not browser.csrf.check(session.token, PURPOSE, form.get(FIELD)):
         audit(request, session.record.user_name, "auth.failed", None, "reason=csrf via=account")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.browser import BROWSER, BrowserAuth, audit, safe_next
+from authproxy.browser import BROWSER, BrowserAuth, audit, read_form, safe_next
 from authproxy.csrf import FIELD
 from authproxy.html import Safe, esc, message_page, page, redirect, render
 from authproxy.store.base import NotFoundError
@@ -84,7 +84,7 @@ async def post_login(request: web.Request) -> web.Response:
     browser: BrowserAuth = request.app[BROWSER]
     if not browser.password_login:
         return message_page("Password login is off", "Use single sign-on.", status=404)
-    form = await request.post()
+    form = await read_form(request)
     next_path = safe_next(form.get("next"))
     if not browser.csrf.check(browser.login_binding(request), LOGIN_PURPOSE, form.get(FIELD)):
         audit(request, "anonymous", "auth.failed", None, "reason=csrf via=password")
@@ -146,7 +146,7 @@ async def post_logout(request: web.Request) -> web.Response:
     """End the session at once (the row is deleted) and clear the cookie."""
     browser = request.app[BROWSER]
     token = browser.sessions.token(request)
-    form = await request.post()
+    form = await read_form(request)
     record = await browser.sessions.resolve(token) if token is not None else None
     if record is not None and not browser.csrf.check(token, LOGOUT_PURPOSE, form.get(FIELD)):
         return message_page(

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from authproxy import appkeys as K
 from authproxy.clock import now
 from authproxy.csrf import CsrfTokens
+from authproxy.errors import BadRequest
 from authproxy.keys import KeyHasher
 from authproxy.login_limit import LoginLimiter
 from authproxy.oidc import OidcClient
@@ -45,8 +49,7 @@ class BrowserAuth:
         return self.sessions.cookie_name + "_login"
 
     def login_binding(self, request: web.Request) -> str | None:
-        value = request.cookies.get(self.login_cookie)
-        return value if value and len(value) <= 128 else None
+        return plain_token(request.cookies.get(self.login_cookie))
 
     def login_value(self, request: web.Request) -> str:
         """The browser's login cookie value, or a new one (then set it on the response)."""
@@ -92,6 +95,21 @@ def safe_next(value: object) -> str:
         if "\\" in form or any(c.isspace() or not c.isprintable() for c in form):
             return DEFAULT_NEXT
     return value
+
+
+def plain_token(value: str | None) -> str | None:
+    """A cookie value as this gateway makes them (ASCII, at most 128 characters), else None."""
+    return value if value and len(value) <= 128 and value.isascii() else None
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form; one that cannot be parsed is a 400, not an unhandled error."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError):  # bad bytes, charset, multipart
+        raise BadRequest("the form could not be read", code="invalid_form") from None
 
 
 def audit(request: web.Request, actor: str, action: str, target: str | None, detail: str) -> None:
