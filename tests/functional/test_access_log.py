@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,39 +17,54 @@ from fakes.engine import FakeEngine
 from .helpers import CHAT, Gateway, bearer, chat_body
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+class _Records(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
 
+@dataclass
+class Logs:
+    access: _Records  # authproxy.access, INFO and up
+    errors: _Records  # anything under authproxy at ERROR and up
+
+    async def line(self, path: str, within: float = 5.0) -> dict[str, Any]:
+        """The access log line of the request to `path`, once written."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            for record in self.access.records:
+                line: dict[str, Any] = json.loads(record.getMessage())
+                if line["path"] == path:
+                    return line
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no access log line for {path}")
+
+
 @contextlib.contextmanager
-def captured(name: str, level: int) -> Iterator[_Lines]:
+def _captured(name: str, level: int) -> Iterator[_Records]:
     """Every record of logger `name` at `level` or above, whatever handlers it has otherwise."""
-    logger, lines = logging.getLogger(name), _Lines()
+    logger, records = logging.getLogger(name), _Records(level)
     before = logger.level
-    logger.setLevel(level)
-    logger.addHandler(lines)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+    logger.addHandler(records)
     try:
-        yield lines
+        yield records
     finally:
-        logger.removeHandler(lines)
+        logger.removeHandler(records)
         logger.setLevel(before)
 
 
-async def _access_line(lines: _Lines, path: str, within: float = 5.0) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        for record in lines.records:
-            line: dict[str, Any] = json.loads(record.getMessage())
-            if line["path"] == path:
-                return line
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no access log line for {path}")
+@contextlib.contextmanager
+def gateway_logs() -> Iterator[Logs]:
+    with (
+        _captured("authproxy.access", logging.INFO) as access,
+        _captured("authproxy", logging.ERROR) as errors,
+    ):
+        yield Logs(access, errors)
 
 
 async def _send_half_a_body(gateway: Gateway, path: str, headers: dict[str, str]) -> None:
@@ -68,23 +84,17 @@ async def _send_half_a_body(gateway: Gateway, path: str, headers: dict[str, str]
 
 @pytest.mark.parametrize("path", ["/auth/login", CHAT])
 async def test_a_client_that_hangs_up_mid_body_is_a_499(gateway: Gateway, path: str) -> None:
-    with (
-        captured("authproxy.access", logging.INFO) as access,
-        captured("authproxy", logging.ERROR) as errors,
-    ):
+    with gateway_logs() as logs:
         await _send_half_a_body(gateway, path, dict(bearer(gateway.accounts.user_key)))
-        line = await _access_line(access, path)
+        line = await logs.line(path)
     assert (line["status"], line["error"]) == (499, "client_closed_request")
-    assert [r for r in errors.records if r.levelno >= logging.ERROR] == []
+    assert logs.errors.records == []
 
 
 async def test_a_client_that_gives_up_waiting_for_the_engine_is_a_499(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
-    with (
-        captured("authproxy.access", logging.INFO) as access,
-        captured("authproxy", logging.ERROR) as errors,
-    ):
+    with gateway_logs() as logs:
         body = chat_body(fake={"fault": "stall_headers"})
         request = asyncio.ensure_future(
             session.post(gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body)
@@ -93,9 +103,9 @@ async def test_a_client_that_gives_up_waiting_for_the_engine_is_a_499(
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
-        line = await _access_line(access, CHAT)
+        line = await logs.line(CHAT)
     assert line["status"] == 499 and line["user"] == "alice"
-    assert [r for r in errors.records if r.levelno >= logging.ERROR] == []
+    assert logs.errors.records == []
     [row] = await gateway.usage(1)
     assert row.status == 499  # the usage row agrees
 
@@ -103,10 +113,7 @@ async def test_a_client_that_gives_up_waiting_for_the_engine_is_a_499(
 async def test_a_client_that_leaves_mid_stream_is_a_499(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
-    with (
-        captured("authproxy.access", logging.INFO) as access,
-        captured("authproxy", logging.ERROR) as errors,
-    ):
+    with gateway_logs() as logs:
         body = chat_body(stream=True, max_tokens=20, fake={"token_delay": 0.2})
         resp = await session.post(
             gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body
@@ -114,6 +121,6 @@ async def test_a_client_that_leaves_mid_stream_is_a_499(
         assert resp.status == 200
         await resp.content.readuntil(b"\n\n")
         resp.close()
-        line = await _access_line(access, CHAT)
+        line = await logs.line(CHAT)
     assert (line["status"], line["error"]) == (499, "client_disconnected")
-    assert [r for r in errors.records if r.levelno >= logging.ERROR] == []
+    assert logs.errors.records == []
