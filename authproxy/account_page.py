@@ -16,13 +16,14 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.admin import AdminError, AdminService
-from authproxy.browser import BROWSER, audit
+from authproxy.browser import BROWSER, audit, read_form
 from authproxy.clock import now, parse_duration
 from authproxy.csrf import FIELD
 from authproxy.html import EMPTY, Safe, esc, join, message_page, page, redirect, render
 from authproxy.quota import Limits
 from authproxy.sessions import CURRENT, BrowserSession
 from authproxy.store.records import ApiKey
+from authproxy.whole_number import whole_number
 
 PURPOSE = "account"
 EXPIRY_CHOICES = frozenset({"", "7d", "30d", "90d", "365d"})
@@ -187,7 +188,7 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def _checked_form(request: web.Request, session: BrowserSession) -> dict[str, str] | None:
-    form = await request.post()
+    form = await read_form(request)
     browser = request.app[BROWSER]
     if not browser.csrf.check(session.token, PURPOSE, form.get(FIELD)):
         audit(request, session.record.user_name, "auth.failed", None, "reason=csrf via=account")
@@ -223,21 +224,16 @@ async def create_key(request: web.Request) -> web.Response:
     if expires not in EXPIRY_CHOICES:
         return message_page("Form refused", "Unknown expiry.", status=400, link="/account")
     admin = _admin(request, session)
-    active = [k for k in await admin.list_keys(session.record.user_name) if k.revoked_at is None]
-    if len(active) >= MAX_ACTIVE_KEYS:
-        notice = Safe(
-            f'<div class="notice error" role="alert">You have {len(active)} keys;'
-            " revoke one before creating another.</div>"
-        )
-        return await _render(request, session, notice=notice, status=409)
     try:
         new = await admin.create_key(
             session.record.user_name,
             label=label,
             expires_in=parse_duration(expires) if expires else None,
+            max_active=MAX_ACTIVE_KEYS,  # checked in the store's write transaction
         )
     except AdminError as exc:
-        return message_page("Cannot create a key", str(exc), status=409, link="/account")
+        notice = Safe(f'<div class="notice error" role="alert">{esc(str(exc))}</div>')
+        return await _render(request, session, notice=notice, status=409)
     await request.app[K.WATCH].check()  # usable the moment it is shown
     box = _new_key_box(request, new.secret, new.record, _models(request, session.record.role))
     return await _render(request, session, new_key=box, status=201)
@@ -248,12 +244,12 @@ async def revoke_key(request: web.Request) -> web.Response:
     if isinstance(checked, web.Response):
         return checked
     session, form = checked
-    key_id = form.get("key_id", "")
+    key_id = whole_number(form.get("key_id"))
     admin = _admin(request, session)
     mine = {k.id for k in await admin.list_keys(session.record.user_name)}
-    if not key_id.isdigit() or int(key_id) not in mine:
+    if key_id is None or key_id not in mine:
         return message_page("No such key", "That key is not yours.", status=404, link="/account")
     with contextlib.suppress(AdminError):  # revoked already (another tab): what was wanted
-        await admin.revoke_key(int(key_id))
+        await admin.revoke_key(key_id)
     await request.app[K.WATCH].check()  # refused from the next request on
     return redirect("/account?done=revoked")

@@ -125,19 +125,28 @@ class AdminService:
     # -- keys -------------------------------------------------------------------------------
 
     async def create_key(
-        self, user_name: str, *, label: str | None = None, expires_in: float | None = None
+        self,
+        user_name: str,
+        *,
+        label: str | None = None,
+        expires_in: float | None = None,
+        max_active: int | None = None,
     ) -> NewKey:
         user = await self._store.get_user(user_name)
         if user.disabled:
             raise AdminError(f"user {user_name!r} is disabled; enable it first")
         secret = generate_key()
-        record = await self._store.create_key(
-            user_id=user.id,
-            key_hash=self._hasher.digest(secret),
-            prefix=display_prefix(secret),
-            label=label,
-            expires_at=now() + expires_in if expires_in else None,
-        )
+        try:
+            record = await self._store.create_key(
+                user_id=user.id,
+                key_hash=self._hasher.digest(secret),
+                prefix=display_prefix(secret),
+                label=label,
+                expires_at=now() + expires_in if expires_in else None,
+                max_active=max_active,
+            )
+        except ConflictError as exc:  # max_active reached
+            raise AdminError(f"{user_name}: {exc}") from None
         await self._audit("key.create", user_name, f"key_id={record.id}")
         return NewKey(record, secret)
 

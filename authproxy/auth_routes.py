@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.browser import BROWSER, BrowserAuth, audit, safe_next
+from authproxy.browser import BROWSER, BrowserAuth, audit, read_form, safe_next
 from authproxy.csrf import FIELD
 from authproxy.html import Safe, esc, message_page, page, redirect, render
 from authproxy.store.base import NotFoundError
@@ -84,7 +84,7 @@ async def post_login(request: web.Request) -> web.Response:
     browser: BrowserAuth = request.app[BROWSER]
     if not browser.password_login:
         return message_page("Password login is off", "Use single sign-on.", status=404)
-    form = await request.post()
+    form = await read_form(request)
     next_path = safe_next(form.get("next"))
     if not browser.csrf.check(browser.login_binding(request), LOGIN_PURPOSE, form.get(FIELD)):
         audit(request, "anonymous", "auth.failed", None, "reason=csrf via=password")
@@ -100,15 +100,15 @@ async def post_login(request: web.Request) -> web.Response:
         return login_page(request, next_path=next_path, error="Enter user name and password.")
     name = name.strip()[:MAX_NAME]
     client = request[K.CLIENT]
-    wait = browser.limiter.retry_after(client, name)
-    if wait:
+    attempt = browser.limiter.begin(client, name)  # counted before anything is awaited
+    if attempt.wait:
         return login_page(
             request,
             next_path=next_path,
             username=name,
-            error=f"Too many failed attempts. Try again in {wait} seconds.",
+            error=f"Too many failed attempts. Try again in {attempt.wait} seconds.",
             status=429,
-            headers={"Retry-After": str(wait)},
+            headers={"Retry-After": str(attempt.wait)},
         )
     store = request.app[K.STORE]
     try:
@@ -117,7 +117,7 @@ async def post_login(request: web.Request) -> web.Response:
         user, stored = None, None
     verdict = await browser.passwords.verify(stored, password)
     if user is None or not verdict.ok:
-        browser.limiter.failed(client, name)
+        browser.limiter.failed(attempt)
         audit(request, "anonymous", "auth.failed", name, "reason=bad_password via=password")
         return login_page(
             request,
@@ -127,11 +127,12 @@ async def post_login(request: web.Request) -> web.Response:
             status=401,
         )
     if user.disabled:
+        browser.limiter.release(attempt)
         audit(request, user.name, "auth.failed", user.name, "reason=user_disabled via=password")
         return login_page(
             request, next_path=next_path, error="This account is disabled.", status=403
         )
-    browser.limiter.succeeded(name)
+    browser.limiter.succeeded(attempt)
     if verdict.new_hash is not None:
         await store.set_password_hash(user.name, verdict.new_hash)
     response = redirect(next_path)
@@ -145,7 +146,7 @@ async def post_logout(request: web.Request) -> web.Response:
     """End the session at once (the row is deleted) and clear the cookie."""
     browser = request.app[BROWSER]
     token = browser.sessions.token(request)
-    form = await request.post()
+    form = await read_form(request)
     record = await browser.sessions.resolve(token) if token is not None else None
     if record is not None and not browser.csrf.check(token, LOGOUT_PURPOSE, form.get(FIELD)):
         return message_page(

@@ -8,14 +8,20 @@ browser that started that login, so nobody can finish their own login in someone
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from authproxy import appkeys as K
 from authproxy.clock import now
 from authproxy.csrf import CsrfTokens
+from authproxy.errors import BadRequest
 from authproxy.keys import KeyHasher
 from authproxy.login_limit import LoginLimiter
 from authproxy.oidc import OidcClient
@@ -43,8 +49,7 @@ class BrowserAuth:
         return self.sessions.cookie_name + "_login"
 
     def login_binding(self, request: web.Request) -> str | None:
-        value = request.cookies.get(self.login_cookie)
-        return value if value and len(value) <= 128 else None
+        return plain_token(request.cookies.get(self.login_cookie))
 
     def login_value(self, request: web.Request) -> str:
         """The browser's login cookie value, or a new one (then set it on the response)."""
@@ -70,15 +75,41 @@ class BrowserAuth:
 BROWSER = web.AppKey("browser_auth", BrowserAuth)
 
 
+# A path and query of printable URL characters (RFC 3986 unreserved, sub-delims, ":@/?%"):
+# no control character, space, backslash or non-ASCII, which a Location header cannot carry
+# (aiohttp drops the connection on a control character) or browsers read in their own ways.
+_NEXT_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,511}")
+
+
 def safe_next(value: object) -> str:
-    """Where to go after login: a path on this gateway, never another site."""
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
+    """Where to go after login: a path on this gateway, never another site.
+
+    Anything else is replaced by the account page. The percent-decoded form is held to the
+    same rules, for whatever decodes it later.
+    """
+    if not isinstance(value, str) or not _NEXT_RE.fullmatch(value):
         return DEFAULT_NEXT
-    if value.startswith(("//", "/\\")) or any(c in value for c in "\\\r\n\t") or "://" in value:
-        return DEFAULT_NEXT
-    if value.startswith("/auth/"):
-        return DEFAULT_NEXT
+    for form in (value, unquote(value)):
+        if form.startswith(("//", "/\\")) or "://" in form or form.startswith("/auth/"):
+            return DEFAULT_NEXT
+        if "\\" in form or any(c.isspace() or not c.isprintable() for c in form):
+            return DEFAULT_NEXT
     return value
+
+
+def plain_token(value: str | None) -> str | None:
+    """A cookie value as this gateway makes them (ASCII, at most 128 characters), else None."""
+    return value if value and len(value) <= 128 and value.isascii() else None
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form; one that cannot be parsed is a 400, not an unhandled error."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError):  # bad bytes, charset, multipart
+        raise BadRequest("the form could not be read", code="invalid_form") from None
 
 
 def audit(request: web.Request, actor: str, action: str, target: str | None, detail: str) -> None:

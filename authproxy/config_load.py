@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from authproxy.config import Config
+from authproxy.whole_number import whole_number
 
 ENV_PREFIX = "AUTHPROXY_"
 DEFAULT_CONFIG_NAME = "authproxy.yaml"
@@ -68,8 +69,9 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
                     for e in node
                     if isinstance(e, dict) and str(e.get("name", "")).lower() == part
                 ]
-                if not match and part.isdigit() and int(part) < len(node):
-                    match = [node[int(part)]]
+                index = whole_number(part, maximum=len(node) - 1)
+                if not match and index is not None:
+                    match = [node[index]]
                 if not match or last:
                     problems.append(f"{name}: no list element named `{part}`")
                     break

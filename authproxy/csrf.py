@@ -36,6 +36,8 @@ class CsrfTokens:
     def check(self, binding: str | None, purpose: str, presented: object) -> bool:
         if not binding or not isinstance(presented, str) or not presented:
             return False
+        if not presented.isascii():  # compare_digest refuses non-ASCII text
+            return False
         return hmac.compare_digest(self.token(binding, purpose), presented)
 
 
@@ -50,7 +52,10 @@ def same_origin(request: web.Request, *, tls: bool) -> bool:
         return False
     origin = request.headers.get("Origin")
     if origin is not None:
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: no origin of ours
+            return False
         return f"{parts.scheme}://{parts.netloc}".lower() == own_origin(request, tls=tls)
     return fetch_site is not None  # neither header: nothing vouches for it
 

@@ -4,6 +4,7 @@ OpenAI error shape and writes the access log line; the inner one authenticates o
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -34,6 +35,7 @@ from authproxy.metrics_http import anonymous_scrape
 log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client went away
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Not a guess: nothing presented, or a browser whose (unguessable) session ended.
 _QUIET_FAILURES = frozenset({"missing_api_key", "session_expired"})
@@ -96,12 +98,21 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         outcome.error = outcome.error or exc.code
         return error_response(exc, request_id)
+    except asyncio.CancelledError:  # the client went away and aiohttp cancelled the handler
+        status = _client_closed(outcome)
+        raise
     except Exception:
         log.exception("unhandled error (request %s)", request_id)
         status = 500
         return error_response(GatewayError("internal error"), request_id)
     finally:
         _log_access(request, request_id, status, started, outcome)
+
+
+def _client_closed(outcome: Outcome) -> int:
+    """A request its client abandoned: no error of ours, so not 500 but nginx's 499."""
+    outcome.error = outcome.error or "client_closed_request"
+    return CLIENT_CLOSED_REQUEST
 
 
 def _log_access(

@@ -56,7 +56,7 @@ class SessionManager:
 
     def token(self, request: web.Request) -> str | None:
         value = request.cookies.get(self.cookie_name)
-        return value if value else None
+        return value if value and value.isascii() else None  # ours are base64url
 
     async def resolve(self, token: str) -> Session | None:
         """The live session for this cookie value, or None (unknown, ended, expired, disabled)."""

@@ -10,6 +10,7 @@ from admin_tui.modals.form import FormModal
 from authproxy.admin import QUOTA_FIELDS
 from authproxy.quota import Limits
 from authproxy.store.records import UNLIMITED, QuotaOverride
+from authproxy.whole_number import whole_number
 
 LABELS = {
     "requests_per_minute": "Requests/min",
@@ -29,9 +30,10 @@ def parse_quota(label: str, text: str) -> int | None:
         return None
     if text in ("unlimited", "none", "∞"):
         return UNLIMITED
-    if not text.isdigit():
+    value = whole_number(text)
+    if value is None:
         raise ValueError(f"{label}: want a number, `unlimited`, or blank for the role's value")
-    return int(text)
+    return value
 
 
 class QuotaModal(FormModal[QuotaChanges]):

@@ -19,6 +19,7 @@ from authproxy.quota import Limits
 from authproxy.secret import load_or_create_secret
 from authproxy.store import open_store
 from authproxy.store.records import UNLIMITED, ApiKey
+from authproxy.whole_number import whole_number
 
 
 def _actor() -> str:
@@ -56,9 +57,25 @@ def quota_value(text: str) -> int | None:
         return None
     if text == "unlimited":
         return UNLIMITED
-    if not text.isdigit():
+    value = whole_number(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"{text!r}: want a number, `unlimited` or `role`")
-    return int(text)
+    return value
+
+
+def key_id(text: str) -> int:
+    """A key id on the command line (the first column of `authproxy keys list`)."""
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a key id as `authproxy keys list` shows")
+    return value
+
+
+def count(text: str) -> int:
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number")
+    return value
 
 
 def _limit(value: int | None) -> str:

@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     kl.add_argument("user", nargs="?")
     kl.add_argument("--json", action="store_true")
     kr = k.add_parser("revoke", parents=[common], help="revoke a key by its id")
-    kr.add_argument("key_id", type=int)
+    kr.add_argument("key_id", type=commands.key_id)
 
     models = sub.add_parser("models", parents=[common], help="list, enable, disable models")
     m = models.add_subparsers(
@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", parents=[common], help="admin actions and failed logins")
     audit.add_argument("--since", default="7d", metavar="DURATION")
-    audit.add_argument("--limit", type=int, default=200)
+    audit.add_argument("--limit", type=commands.count, default=200)
     audit.add_argument("--json", action="store_true")
     engine.add_parser(sub)  # deploy: `authproxy engine …` (needs no config)
 

@@ -100,8 +100,25 @@ class UserQueries(SqliteCore):
         prefix: str,
         label: str | None,
         expires_at: float | None,
+        max_active: int | None = None,
     ) -> ApiKey:
+        """A new key; with ``max_active``, refused while the user has that many unrevoked keys
+        (counted in the same write transaction, so concurrent requests and other processes
+        cannot go past it)."""
+
         async def run(db: aiosqlite.Connection) -> int:
+            if max_active is not None:
+                row = await (
+                    await db.execute(
+                        "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL",
+                        (user_id,),
+                    )
+                ).fetchone()
+                if row is not None and row[0] >= max_active:
+                    raise ConflictError(
+                        f"{row[0]} keys already (at most {max_active});"
+                        " revoke one before creating another"
+                    )
             cur = await db.execute(
                 "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

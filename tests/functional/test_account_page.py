@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import aiohttp
 import pytest
 from fakes.engine import FakeEngine
 
+from authproxy.account_page import MAX_ACTIVE_KEYS
 from authproxy.store.records import ApiKey
 
 from .browser import KEY_RE, Browser, browser, browser_gateway, signed_in
@@ -136,3 +139,59 @@ async def test_html_is_escaped_and_pages_are_locked_down(
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert made.headers["X-Frame-Options"] == "DENY"
     assert made.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_the_key_limit_holds_under_concurrent_creations(
+    sso: tuple[Gateway, FakeIdp], web: Browser
+) -> None:
+    gw, _ = sso
+    token = (await web.account()).csrf(1)
+    replies = await asyncio.gather(
+        *(web.post("/account/keys", {"csrf": token, "label": f"k{i}"}) for i in range(40))
+    )
+    statuses = Counter(r.status for r in replies)
+    assert statuses == {201: MAX_ACTIVE_KEYS, 409: 40 - MAX_ACTIVE_KEYS}
+    refused = next(r for r in replies if r.status == 409)
+    assert "revoke one before creating another" in refused.text
+    assert KEY_RE.search(refused.text) is None
+    assert len([k for k in await _keys(gw, "olivia") if k.revoked_at is None]) == MAX_ACTIVE_KEYS
+    # Revoking one makes room for exactly one more.
+    page = await web.account()
+    first = (await _keys(gw, "olivia"))[0]
+    gone = await web.post("/account/keys/revoke", {"csrf": page.csrf(1), "key_id": str(first.id)})
+    assert gone.status == 303
+    again = await asyncio.gather(
+        *(web.post("/account/keys", {"csrf": token, "label": "more"}) for _ in range(3))
+    )
+    assert sorted(r.status for r in again) == [201, 409, 409]
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["²", "¹²", "٤", "9" * 5000, "9" * 20, "-1", "+1", "1_0", " 1", "", None],
+    ids=[
+        "superscript",
+        "superscripts",
+        "arabic",
+        "huge",
+        "past-sqlite",
+        "negative",
+        "plus",
+        "underscore",
+        "space",
+        "empty",
+        "missing",
+    ],
+)
+async def test_a_malformed_key_id_is_a_clear_404(
+    sso: tuple[Gateway, FakeIdp], web: Browser, key_id: str | None
+) -> None:
+    gw, _ = sso
+    async with gw.admin() as admin:
+        mine = await admin.create_key("olivia")  # id 4 (after root's, alice's and rita's)
+    page = await web.account()
+    form = {"csrf": page.csrf(1)} | ({"key_id": key_id} if key_id is not None else {})
+    refused = await web.post("/account/keys/revoke", form)
+    assert refused.status == 404 and "That key is not yours." in refused.text
+    assert [k.revoked_at for k in await _keys(gw, "olivia")] == [None]
+    assert mine.record.id == 4

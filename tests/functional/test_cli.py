@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,16 @@ BAD_INPUT = {
     "bad-expires": ["keys", "create", "admin", "--expires", "soon"],
     "zero-expires": ["keys", "create", "admin", "--expires", "0d"],
     "usage-bad-since": ["usage", "--since", "yesterday"],
+    # Numbers: str.isdigit() is true for "²", int() takes "١" as 1, SQLite ends at 2**63 - 1.
+    "revoke-superscript-id": ["keys", "revoke", "²"],
+    "revoke-arabic-indic-id": ["keys", "revoke", "١"],  # not key 1
+    "revoke-huge-id": ["keys", "revoke", "9" * 20],
+    "audit-huge-limit": ["audit", "--limit", "9" * 20],
+    "audit-negative-limit": ["audit", "--limit", "-5"],
+    "quota-huge": ["users", "quota", "admin", "--rpm", "9" * 20],
+    "expires-superscript": ["keys", "create", "admin", "--expires", "²d"],
+    "expires-endless": ["keys", "create", "admin", "--expires", "9" * 30 + "d"],
+    "expires-past-a-century": ["keys", "create", "admin", "--expires", "36501d"],
 }
 
 
@@ -102,7 +113,11 @@ BAD_INPUT = {
 async def test_bad_input_is_one_line_and_non_zero(
     initialised: Initialised, args: list[str]
 ) -> None:
-    _one_error_line(await run_cli("--config", str(initialised.config), *args))
+    cfg = str(initialised.config)
+    _one_error_line(await run_cli("--config", cfg, *args))
+    listed = await run_cli("--config", cfg, "keys", "list", "--json")  # nothing changed
+    assert listed.returncode == 0, listed.stderr
+    assert [(k["id"], k["revoked_at"]) for k in json.loads(listed.stdout)] == [(1, None)]
 
 
 async def test_revoking_twice_is_one_clear_line(initialised: Initialised) -> None:

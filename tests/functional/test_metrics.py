@@ -162,6 +162,19 @@ async def _get(
         (None, {"X-Forwarded-For": "127.0.0.1"}, 401, "missing_api_key"),
         (None, {"Forwarded": "for=203.0.113.5;proto=https"}, 401, "missing_api_key"),
         (None, {"X-Real-IP": "203.0.113.5"}, 401, "missing_api_key"),
+        # DNS rebinding: a page in a browser on this machine, its own name resolving to 127.0.0.1
+        (None, {"Host": "evil.example"}, 401, "missing_api_key"),
+        (None, {"Host": "evil.example:8080"}, 401, "missing_api_key"),
+        (None, {"Host": "127.0.0.1.evil.example"}, 401, "missing_api_key"),
+        (None, {"Host": "localhost.evil.example:8080"}, 401, "missing_api_key"),
+        (None, {"Host": "[::1].evil.example"}, 401, "missing_api_key"),
+        (None, {"Host": "localhost:8080@evil.example"}, 401, "missing_api_key"),
+        ("admin", {"Host": "evil.example"}, 200, None),  # the key is what counts
+        (None, {"Host": "localhost:9090"}, 200, None),  # what Prometheus sends
+        (None, {"Host": "LOCALHOST"}, 200, None),
+        (None, {"Host": "127.0.0.1"}, 200, None),
+        (None, {"Host": "127.0.0.2:9090"}, 200, None),
+        (None, {"Host": "[::1]:9090"}, 200, None),
     ],
 )
 async def test_who_may_read_the_metrics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Input
 
 from admin_tui import AdminApp
@@ -144,12 +145,13 @@ async def test_set_a_quota(app: AdminApp, service: AdminService) -> None:
     assert report.limits.tokens_per_month is None
 
 
-async def test_a_bad_quota_value_keeps_the_dialog_open(app: AdminApp) -> None:
+@pytest.mark.parametrize("typed", ["lots", "²", "9" * 20], ids=["word", "superscript", "huge"])
+async def test_a_bad_quota_value_keeps_the_dialog_open(app: AdminApp, typed: str) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("u")
         await settle(pilot)
         await pilot.press("q")
         await settle(pilot)
-        await pilot.press(*"lots", "enter")
+        await pilot.press(*typed, "enter")
         assert isinstance(app.screen, QuotaModal)
         assert "want a number" in text_of(app, "#error")

@@ -65,6 +65,21 @@ def test_oidc_config_is_checked(tmp_path: Path) -> None:
         ("https://evil.example", "/account"),
         ("/auth/logout", "/account"),
         ("/x\r\nSet-Cookie: a=b", "/account"),
+        ("/account?done=revoked&x=%C3%A9", "/account?done=revoked&x=%C3%A9"),
+        ("/\x01", "/account"),
+        ("/\x7f", "/account"),
+        ("/\x85", "/account"),
+        ("/\u2028", "/account"),
+        ("/é", "/account"),  # a Location header is ASCII: browsers read raw UTF-8 variously
+        ("/ x", "/account"),
+        ("/%2F/evil.example", "/account"),
+        ("/%2f%2fevil.example", "/account"),
+        ("/%5Cevil.example", "/account"),
+        ("/%0d%0aSet-Cookie:%20a=b", "/account"),
+        ("/%61uth/logout", "/account"),
+        ("/x?to=https%3A//evil.example", "/account"),
+        ("/" + "a" * 511, "/" + "a" * 511),
+        ("/" + "a" * 512, "/account"),
     ],
 )
 def test_next_stays_on_this_gateway(value: object, expected: str) -> None:
@@ -103,15 +118,34 @@ def test_login_limiter_per_user_and_address() -> None:
     limiter = LoginLimiter(
         PasswordLogin(max_failures_per_user=2, max_failures_per_address=3, window=60)
     )
-    limiter.failed("1.1.1.1", "Alice")
-    assert limiter.retry_after("1.1.1.1", "alice") == 0
-    limiter.failed("2.2.2.2", "alice")
-    assert 0 < limiter.retry_after("3.3.3.3", "ALICE") <= 60  # per user, whatever the address
-    limiter.succeeded("alice")
-    assert limiter.retry_after("3.3.3.3", "alice") == 0
-    for name in ("a", "b"):
-        limiter.failed("1.1.1.1", name)
-    assert limiter.retry_after("1.1.1.1", "zed") > 0  # the address: 3 failures
+    limiter.failed(limiter.begin("1.1.1.1", "Alice"))
+    limiter.failed(limiter.begin("2.2.2.2", "alice"))
+    refused = limiter.begin("3.3.3.3", "ALICE")
+    assert 0 < refused.wait <= 60  # per user, whatever the address
+    limiter.failed(refused)  # a refused attempt changes nothing
+    limiter.succeeded(limiter.begin("1.1.1.1", "carol"))  # clears carol only
+    assert limiter.begin("3.3.3.3", "alice").wait > 0
+    limiter.failed(limiter.begin("1.1.1.1", "bob"))
+    limiter.failed(limiter.begin("1.1.1.1", "zed"))
+    assert limiter.begin("1.1.1.1", "yan").wait > 0  # the address: 3 failures
+
+
+def test_login_limiter_counts_a_check_before_it_runs() -> None:
+    limiter = LoginLimiter(
+        PasswordLogin(max_failures_per_user=2, max_failures_per_address=3, window=60)
+    )
+    first, second = limiter.begin("1.1.1.1", "alice"), limiter.begin("1.1.1.2", "alice")
+    assert first.wait == second.wait == 0
+    assert limiter.begin("1.1.1.3", "alice").wait > 0  # two checks still running: the limit
+    limiter.release(first)  # right password of a disabled user: not a failure
+    third = limiter.begin("1.1.1.3", "alice")
+    assert third.wait == 0
+    limiter.succeeded(third)  # the user's count starts over; the address's hit is taken back
+    limiter.failed(second)  # finished after the success: counted again
+    assert limiter.begin("1.1.1.2", "alice").wait == 0
+    for i in range(3):  # the released check left no hit on 1.1.1.1
+        assert limiter.begin("1.1.1.1", f"u{i}").wait == 0
+    assert limiter.begin("1.1.1.1", "v").wait > 0
 
 
 def test_passwords() -> None:

@@ -78,6 +78,16 @@ def test_environment_override_of_a_missing_element_is_an_error(tmp_path: Path) -
         load_config(file, env={"AUTHPROXY_UPSTREAMS__CPU__API_KEY": "x"})
 
 
+@pytest.mark.parametrize(
+    "index", ["²", "9" * 5000, "1", "01x"], ids=["superscript", "endless", "past-the-end", "junk"]
+)
+def test_environment_override_by_a_bad_index_is_an_error(tmp_path: Path, index: str) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("upstreams: [{name: gpu, url: 'http://h:1', models: [m]}]\n")
+    with pytest.raises(ConfigError, match="no list element named"):
+        load_config(file, env={f"AUTHPROXY_UPSTREAMS__{index}__API_KEY": "x"})
+
+
 def test_relative_data_dir_is_relative_to_the_file(tmp_path: Path) -> None:
     file = tmp_path / "etc" / "c.yaml"
     file.parent.mkdir()

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy.metrics import OTHER, GatewayMetrics, LabelCap
-from authproxy.metrics_http import is_direct_local
+from authproxy.metrics_http import is_direct_local, names_loopback
 from authproxy.store.records import UsageRow
 
 ROW = UsageRow(
@@ -138,25 +138,76 @@ def test_each_instance_has_its_own_registry() -> None:
     assert b"alice" not in body
 
 
+LOCAL_HOST = {"Host": "localhost:8080"}
+
+
 @pytest.mark.parametrize(
     ("peer", "headers", "local"),
     [
-        ("127.0.0.1", {}, True),
-        ("127.0.0.2", {}, True),
-        ("::1", {}, True),
-        ("::ffff:127.0.0.1", {}, True),
-        ("10.0.0.1", {}, False),
-        ("::ffff:10.0.0.1", {}, False),
-        (None, {}, False),  # a unix socket
-        ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}, False),
-        ("127.0.0.1", {"Forwarded": "for=198.51.100.7"}, False),
-        ("127.0.0.1", {"x-real-ip": "198.51.100.7"}, False),
+        ("127.0.0.1", LOCAL_HOST, True),
+        ("127.0.0.2", LOCAL_HOST, True),
+        ("::1", LOCAL_HOST, True),
+        ("::ffff:127.0.0.1", LOCAL_HOST, True),
+        ("10.0.0.1", LOCAL_HOST, False),
+        ("::ffff:10.0.0.1", LOCAL_HOST, False),
+        (None, LOCAL_HOST, False),  # a unix socket
+        ("127.0.0.1", {**LOCAL_HOST, "X-Forwarded-For": "127.0.0.1"}, False),
+        ("127.0.0.1", {**LOCAL_HOST, "Forwarded": "for=198.51.100.7"}, False),
+        ("127.0.0.1", {**LOCAL_HOST, "x-real-ip": "198.51.100.7"}, False),
+        ("127.0.0.1", {}, False),  # no Host: nothing says it was meant for this machine
+        ("127.0.0.1", {"Host": "evil.example"}, False),  # DNS rebinding
     ],
 )
-def test_direct_local_means_loopback_peer_and_no_proxy_header(
+def test_direct_local_means_loopback_peer_and_host_and_no_proxy_header(
     peer: str | None, headers: dict[str, str], local: bool
 ) -> None:
     transport = mock.Mock()
     transport.get_extra_info.return_value = (peer, 50000) if peer else None
     request = make_mocked_request("GET", "/metrics", headers=headers, transport=transport)
     assert is_direct_local(request) is local
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "LocalHost:9090",
+        "127.0.0.1",
+        "127.9.9.9:1",
+        "[::1]",
+        "[::1]:9090",
+        "::1",
+        "[::ffff:127.0.0.1]:80",
+        " localhost ",
+    ],
+)
+def test_loopback_host_names(host: str) -> None:
+    assert names_loopback(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "",
+        "evil.example",
+        "evil.example:9090",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "[::1].evil.example",
+        "localhost:9090@evil.example",
+        "localhost:",
+        "localhost:123456",
+        "localhost:٣",
+        "[127.0.0.1]",
+        "[::2]",
+        "10.0.0.1",
+        "0.0.0.0",
+        "2130706433",
+        "[::1",
+        "::1]",
+        "localhost\x00.evil",
+        "ⓛocalhost",
+    ],
+)
+def test_other_host_names(host: str) -> None:
+    assert not names_loopback(host)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 
 from authproxy.key_index import KeyIndex
 from authproxy.keys import KeyHasher, generate_key
-from authproxy.store import ConflictError, NotFoundError, StoreError, open_store
+from authproxy.store import ConflictError, NotFoundError, Store, StoreError, open_store
 from authproxy.store.migrations import MIGRATIONS
 from authproxy.store.records import AuditEntry, UsageRow
 from authproxy.store_watch import StoreWatch
@@ -51,6 +52,39 @@ async def test_users_and_keys_round_trip(tmp_path: Path) -> None:
             await store.get_user("bob")
     finally:
         await store.close()
+
+
+async def test_key_limit_holds_across_connections(tmp_path: Path) -> None:
+    """Two connections (two gateway processes) creating keys at once for one user: the count
+    and the insert are one write transaction, so neither goes past ``max_active``."""
+    path = tmp_path / "a.db"
+    one, two = await open_store(path), await open_store(path)
+    try:
+        user = await one.create_user(name="u", role="user", email=None)
+
+        async def create(store: Store, n: int) -> bool:
+            try:
+                await store.create_key(
+                    user_id=user.id,
+                    key_hash=n.to_bytes(32, "big"),
+                    prefix="p",
+                    label=None,
+                    expires_at=None,
+                    max_active=5,
+                )
+            except ConflictError:
+                return False
+            return True
+
+        made = await asyncio.gather(*(create((one, two)[n % 2], n) for n in range(20)))
+        assert made.count(True) == 5
+        keys = await one.list_keys(user.id)
+        assert len(keys) == 5
+        await two.revoke_key(keys[0].id)  # revoked keys do not count
+        assert await create(one, 100) and not await create(two, 101)
+    finally:
+        await two.close()
+        await one.close()
 
 
 async def test_changes_from_another_connection_move_the_epoch_and_reload_the_index(
