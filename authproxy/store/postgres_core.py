@@ -152,10 +152,10 @@ class PostgresCore:
 
         try:
             con = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
-            await con.add_listener(CHANNEL, deliver)
         except DRIVER_ERRORS as exc:
             raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
         try:
+            await con.add_listener(CHANNEL, deliver)
             yield
         finally:
             await con.close()
