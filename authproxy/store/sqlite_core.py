@@ -79,6 +79,22 @@ class SqliteCore:
             await self._db.execute("COMMIT")
             return result
 
+    async def claim_meta(self, name: str, value: int) -> int:
+        """Store ``value`` under ``name`` unless a value is there; return the stored one."""
+
+        async def run(db: aiosqlite.Connection) -> int:
+            await db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+                (name, value),
+            )
+            row = await (
+                await db.execute("SELECT value FROM meta WHERE name = ?", (name,))
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return await self._write(run)
+
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._db.execute(sql, params) as cur:
             return await cur.fetchone()
