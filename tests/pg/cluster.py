@@ -58,8 +58,11 @@ def _progress(message: str) -> None:
 class PostgresCluster:
     """``with PostgresCluster() as pg:`` a running server; ``pg.create_database()`` a URL."""
 
-    def __init__(self, *, bindir: Path | None = None) -> None:
+    def __init__(self, *, bindir: Path | None = None, durable: bool = False) -> None:
+        """``durable``: keep PostgreSQL's fsync and synchronous commit (benchmarks); tests
+        run without them, for speed."""
         self.bindir = bindir or find_bindir()
+        self.durable = durable
         self.password = secrets.token_urlsafe(16)
         self._owner = pwd.getpwnam(RUN_AS) if os.getuid() == 0 else None
         # As root, in /tmp: a $TMPDIR under /root would be out of the postgres user's reach.
@@ -129,10 +132,11 @@ class PostgresCluster:
                 f"-c listen_addresses={HOST}",
                 f"-c port={self.port}",
                 f"-c unix_socket_directories={self.base}",
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
                 "-c max_connections=200",
             ]
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "start", "--pgdata", str(self.data), "-l", str(self.log), "-o", options, "-W"
         )
