@@ -10,6 +10,8 @@ locale. Append new ones; never edit one that shipped.
 
 from __future__ import annotations
 
+from authproxy.store.migrations import EPOCH_EVENTS_1
+
 # Who may do what changed: bump meta.auth_epoch (the gateways' cheap poll) and tell every
 # listening replica at once (NOTIFY is sent at commit, and only if the transaction commits).
 CHANNEL = "authproxy_changes"
@@ -102,18 +104,7 @@ MIGRATIONS_POSTGRES: list[list[str]] = [
         )""",
         """CREATE INDEX audit_ts ON audit(ts)""",
         _EPOCH_FUNCTION,
-        _bump("api_keys", "INSERT"),
-        _bump("api_keys", "UPDATE OF revoked_at, expires_at, user_id, key_hash"),
-        _bump("api_keys", "DELETE"),
-        _bump("users", "INSERT"),
-        _bump("users", "UPDATE OF role, disabled, name"),
-        _bump("users", "DELETE"),
-        _bump("models", "INSERT"),
-        _bump("models", "UPDATE"),
-        _bump("models", "DELETE"),
-        _bump("quotas", "INSERT"),
-        _bump("quotas", "UPDATE"),
-        _bump("quotas", "DELETE"),
+        *(_bump(table, event) for table, event in EPOCH_EVENTS_1),
     ],
     # 2: browser sessions, pending OIDC logins (ids stored only as SHA-256), and the OIDC
     # subject a user is linked to (a login is matched by subject, never by a name alone)
