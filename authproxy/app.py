@@ -36,7 +36,7 @@ from authproxy.upstreams import ModelCatalog, Upstream
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[K.CONFIG]
     secret = load_or_create_secret(config.secret_path)
-    store = await open_store(config.db_path)
+    store = await open_store(config.store_location, secret=secret)
     app[K.STORE] = store
     index = KeyIndex(store=store, hasher=KeyHasher(secret=secret))
     catalog = ModelCatalog(

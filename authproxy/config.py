@@ -123,6 +123,8 @@ def _default_roles() -> dict[str, Role]:
 class Config(_Strict):
     listen: Listen = Field(default_factory=Listen)
     data_dir: Path = Path("./data")
+    # null: SQLite in data_dir; postgresql://… for several gateways (AUTHPROXY_DATABASE)
+    database: SecretStr | None = None
     upstreams: list[Upstream] = Field(default_factory=_default_upstreams, min_length=1)
     roles: dict[str, Role] = Field(default_factory=_default_roles)
     default_role: str = "user"
@@ -153,6 +155,15 @@ class Config(_Strict):
             raise ValueError(f"not an address or network: {', '.join(bad)}")
         return value
 
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):  # the value itself is never echoed: it may hold a password
+            raise ValueError("want a postgresql://… URL, or null for SQLite in data_dir")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         problems = []
@@ -177,6 +188,11 @@ class Config(_Strict):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "authproxy.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """Where the store is: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.database.get_secret_value() if self.database else self.db_path
 
     @property
     def secret_path(self) -> Path:

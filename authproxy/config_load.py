@@ -22,6 +22,8 @@ from authproxy.whole_number import whole_number
 
 ENV_PREFIX = "AUTHPROXY_"
 DEFAULT_CONFIG_NAME = "authproxy.yaml"
+# Read elsewhere: the file to load, and the server secret (authproxy/secret.py).
+NOT_CONFIG_KEYS = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "SECRET")
 
 
 class ConfigError(Exception):
@@ -57,7 +59,7 @@ def _format_errors(err: ValidationError) -> list[str]:
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
     problems = []
     for name, value in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG_KEYS:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         node: Any = raw

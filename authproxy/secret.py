@@ -1,13 +1,22 @@
-"""The server secret that keys are hashed under; it lives beside, never inside, the database."""
+"""The server secret that keys are hashed under; it lives beside, never inside, the database.
+
+It is the ``secret.key`` file in ``data_dir`` (made by the first ``authproxy init``), or the
+``AUTHPROXY_SECRET`` environment variable (hex, as in the file, or base64) where several gateways
+share one database and must share the secret too. The variable wins over the file.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 
 SECRET_BYTES = 32
+ENV_SECRET = "AUTHPROXY_SECRET"  # noqa: S105 - the name of the variable
 
 
 class SecretFileError(Exception):
@@ -15,7 +24,10 @@ class SecretFileError(Exception):
 
 
 def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
-    """Return the secret in ``path``; make it (mode 0600) when missing and ``create`` is true."""
+    """Return ``$AUTHPROXY_SECRET`` if set, else the secret in ``path``; make the file (mode
+    0600) when missing and ``create`` is true."""
+    if ENV_SECRET in os.environ:
+        return _from_env(os.environ[ENV_SECRET])
     try:
         return _read(path)
     except FileNotFoundError:
@@ -29,6 +41,22 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
         return _read(path)  # another process made it first
     with os.fdopen(fd, "wb") as fh:
         fh.write(value.hex().encode() + b"\n")
+    return value
+
+
+def _from_env(text: str) -> bytes:
+    """Hex (``openssl rand -hex 32``, or a copy of ``secret.key``) or base64; never echoed."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
+            value = bytes.fromhex(text)
+        else:
+            padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+            value = base64.b64decode(padded, validate=True)
+    except (ValueError, binascii.Error):
+        raise SecretFileError(f"{ENV_SECRET}: neither hex nor base64") from None
+    if len(value) < SECRET_BYTES:
+        raise SecretFileError(f"{ENV_SECRET}: secret shorter than {SECRET_BYTES} bytes")
     return value
 
 

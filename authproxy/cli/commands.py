@@ -32,10 +32,10 @@ def _actor() -> str:
 
 @asynccontextmanager
 async def admin_service(config: Config, *, create: bool = False) -> AsyncIterator[AdminService]:
-    if not create and not config.db_path.exists():
+    if not create and config.database is None and not config.db_path.exists():
         raise AdminError(f"no database at {config.db_path}; run `authproxy init` first")
     secret = load_or_create_secret(config.secret_path, create=create)
-    store = await open_store(config.db_path)
+    store = await open_store(config.store_location, secret=secret)
     try:
         yield AdminService(
             store=store,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from authproxy.admin import AdminError
-from authproxy.cli import commands, engine, engine_init, login_commands
+from authproxy.cli import commands, db, engine, engine_init, login_commands
 from authproxy.config import Config
 from authproxy.config_load import ConfigError, load_config
 from authproxy.secret import SecretFileError
@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=commands.count, default=200)
     audit.add_argument("--json", action="store_true")
     engine.add_parser(sub)  # deploy: `authproxy engine …` (needs no config)
+    db.add_parser(sub, common, _OneLineParser)  # `authproxy db copy --to postgresql://…`
 
     # -- admin TUI (admin_tui/) -----------------------------------------------------------
     admin = sub.add_parser("admin", parents=[common], help="the admin terminal UI (over SSH)")
@@ -142,6 +143,7 @@ COMMANDS: dict[str, Command] = {
     "usage": commands.cmd_usage,
     "audit": commands.cmd_audit,
     "sessions": login_commands.cmd_sessions,
+    "db": db.cmd_db,
     "admin": commands.cmd_admin,
 }
 

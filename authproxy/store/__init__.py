@@ -1,4 +1,14 @@
 from authproxy.store.base import ConflictError, NotFoundError, Store, StoreError
-from authproxy.store.sqlite import SqliteStore, open_store
+from authproxy.store.dispatch import SecretMismatchError, is_postgres_url, open_store
+from authproxy.store.sqlite import SqliteStore
 
-__all__ = ["ConflictError", "NotFoundError", "SqliteStore", "Store", "StoreError", "open_store"]
+__all__ = [
+    "ConflictError",
+    "NotFoundError",
+    "SecretMismatchError",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "is_postgres_url",
+    "open_store",
+]

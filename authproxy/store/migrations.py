@@ -10,6 +10,23 @@ from __future__ import annotations
 _EPOCH = "UPDATE meta SET value = value + 1 WHERE name = 'auth_epoch';"
 
 
+# What moves the epoch (migration 1; PostgreSQL's migration 1 has the same triggers).
+EPOCH_EVENTS_1 = (
+    ("api_keys", "INSERT"),
+    ("api_keys", "UPDATE OF revoked_at, expires_at, user_id, key_hash"),
+    ("api_keys", "DELETE"),
+    ("users", "INSERT"),
+    ("users", "UPDATE OF role, disabled, name"),
+    ("users", "DELETE"),
+    ("models", "INSERT"),
+    ("models", "UPDATE"),
+    ("models", "DELETE"),
+    ("quotas", "INSERT"),
+    ("quotas", "UPDATE"),
+    ("quotas", "DELETE"),
+)
+
+
 def _bump(table: str, event: str) -> str:
     name = f"{table}_{event.split()[0].lower()}"
     return f"CREATE TRIGGER epoch_{name} AFTER {event} ON {table} BEGIN {_EPOCH} END"
@@ -82,18 +99,7 @@ MIGRATIONS: list[list[str]] = [
             source TEXT
         )""",
         """CREATE INDEX audit_ts ON audit(ts)""",
-        _bump("api_keys", "INSERT"),
-        _bump("api_keys", "UPDATE OF revoked_at, expires_at, user_id, key_hash"),
-        _bump("api_keys", "DELETE"),
-        _bump("users", "INSERT"),
-        _bump("users", "UPDATE OF role, disabled, name"),
-        _bump("users", "DELETE"),
-        _bump("models", "INSERT"),
-        _bump("models", "UPDATE"),
-        _bump("models", "DELETE"),
-        _bump("quotas", "INSERT"),
-        _bump("quotas", "UPDATE"),
-        _bump("quotas", "DELETE"),
+        *(_bump(table, event) for table, event in EPOCH_EVENTS_1),
     ],
     # 2: browser sessions, pending OIDC logins (ids stored only as SHA-256), and the OIDC
     # subject a user is linked to (a login is matched by subject, never by a name alone)

@@ -79,10 +79,29 @@ class SqliteCore:
             await self._db.execute("COMMIT")
             return result
 
+    async def claim_meta(self, name: str, value: int) -> int:
+        """Store ``value`` under ``name`` unless a value is there; return the stored one."""
+
+        async def run(db: aiosqlite.Connection) -> int:
+            await db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+                (name, value),
+            )
+            row = await (
+                await db.execute("SELECT value FROM meta WHERE name = ?", (name,))
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return await self._write(run)
+
+    # Reads are one call on the connection's thread each (execute, fetch, close together): a
+    # read split over several calls would hold a snapshot while a write of this same connection
+    # queues behind it, and that BEGIN IMMEDIATE fails at once ("database is locked") when
+    # another connection has committed since the snapshot was taken.
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self._db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self._db.execute_fetchall(sql, params))

@@ -108,12 +108,14 @@ class UserQueries(SqliteCore):
 
         async def run(db: aiosqlite.Connection) -> int:
             if max_active is not None:
-                row = await (
-                    await db.execute(
-                        "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL",
-                        (user_id,),
-                    )
-                ).fetchone()
+                # The cursor is closed at once: a statement left open would keep this
+                # connection's read snapshot, and its next BEGIN IMMEDIATE would fail with
+                # "database is locked" once another connection has written.
+                async with db.execute(
+                    "SELECT COUNT(*) FROM api_keys WHERE user_id = ? AND revoked_at IS NULL",
+                    (user_id,),
+                ) as cur:
+                    row = await cur.fetchone()
                 if row is not None and row[0] >= max_active:
                     raise ConflictError(
                         f"{row[0]} keys already (at most {max_active});"

@@ -193,13 +193,16 @@ class CliResult:
     stderr: str
 
 
-async def run_cli(*args: str, cwd: Path | None = None, within: float = 60.0) -> CliResult:
-    """`authproxy ARGS...` in a subprocess (the event loop, and so the gateway, keeps running)."""
+async def run_cli(
+    *args: str, cwd: Path | None = None, within: float = 60.0, env: Mapping[str, str] = {}
+) -> CliResult:
+    """`authproxy ARGS...` in a subprocess (the event loop, and so the gateway, keeps running);
+    `env` adds to the clean environment (e.g. AUTHPROXY_SECRET)."""
     proc = await asyncio.create_subprocess_exec(
         AUTHPROXY,
         *args,
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **env},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

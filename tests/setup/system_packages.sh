@@ -4,6 +4,8 @@
 #   caddy              TLS in front of the gateway (tests/e2e/test_caddy.py runs the Caddyfile)
 #   systemd            systemd-analyze, to verify and score the units in systemd/
 #   tmux               the admin TUI in a real terminal (tests/tui/test_tmux.py)
+#   postgresql         the PostgreSQL store: tests/pg starts a throwaway cluster on loopback
+#                      (as the `postgres` user this package creates, when the tests run as root)
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -13,6 +15,7 @@ command -v tmux >/dev/null || need+=(tmux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v caddy >/dev/null || need+=(caddy)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # Browser login end to end: a real browser (driven by Playwright) and a real OIDC provider.
 command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs)
@@ -33,4 +36,8 @@ fi
 # tests start their own Caddy on loopback ports, so stop and disable the packaged one again.
 if [[ " ${need[*]} " == *" caddy "* ]] && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now caddy.service >/dev/null 2>&1 || true
+fi
+# Likewise Debian's own PostgreSQL cluster (on :5432): the tests run a throwaway one of theirs.
+if [[ " ${need[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now postgresql.service >/dev/null 2>&1 || true
 fi

@@ -19,7 +19,7 @@ import pytest
 from authproxy import admin as admin_module
 from authproxy.cli.commands import admin_service
 from authproxy.config import Config
-from authproxy.store import SqliteStore, open_store, sqlite_login, sqlite_users
+from authproxy.store import Store, open_store, sqlite_login, sqlite_users
 from authproxy.store.records import AuditEntry, UsageRow
 
 NOW = datetime(2025, 3, 14, 9, 26, tzinfo=UTC).timestamp()
@@ -143,7 +143,7 @@ async def seed(config: Config, clock: FakeClock) -> Seeded:
         await admin.set_quota("alice", tokens_per_day=50_000, requests_per_minute=30)
         clock.t = NOW - 7200
         await admin.set_model_enabled("big", False)
-    store = await open_store(config.db_path)
+    store = await open_store(config.store_location)
     try:
         await store.touch_keys({out.key_ids["laptop"]: NOW - 120, out.key_ids["ops"]: NOW - 50})
         failures = [
@@ -167,7 +167,7 @@ SESSIONS = (  # label, user, via, signed in (s ago), last seen (s ago), from, us
 )
 
 
-async def _sessions(store: SqliteStore, clock: FakeClock, out: Seeded) -> None:
+async def _sessions(store: Store, clock: FakeClock, out: Seeded) -> None:
     """Browser sessions as a login makes them (within the idle timeout: listing purges idle)."""
     absolute = out.config.sessions.absolute_timeout
     for label, user, via, age, seen, source, agent in SESSIONS:
