@@ -82,10 +82,21 @@ class HealthChecks(_Strict):
     healthy_after: int = Field(default=2, ge=1)
 
 
+class PromptEstimate(_Strict):
+    """Template allowances of the prompt estimate (``prompt_estimate.py``): tokens a chat
+    template may add beyond the body's own bytes."""
+
+    per_message: int = Field(default=8, ge=0)  # each message, prompt or embeddings input
+    per_request: int = Field(default=64, ge=0)  # BOS, a default system prompt, generation prompt
+    per_media: int = Field(default=2048, ge=0)  # each inline (base64) image or audio clip
+
+
 class Quotas(_Strict):
     timezone: str = "UTC"  # where a "day" and a "month" of token quota begin
-    default_max_tokens: int = Field(default=1024, ge=1)  # reserved when a request names none
-    clamp_max_tokens: bool = True  # lower max_tokens to what remains instead of overshooting
+    default_max_tokens: int = Field(default=1024, ge=1)  # written when a request names none
+    clamp_max_tokens: bool = True  # lower the limit to what remains instead of overshooting
+    max_choices: int = Field(default=8, ge=1)  # n / n_cmpl / best_of above this: 400
+    prompt_estimate: PromptEstimate = Field(default_factory=PromptEstimate)
 
     @field_validator("timezone")
     @classmethod

@@ -10,14 +10,26 @@ from aiohttp.typedefs import Handler
 from authproxy import appkeys as K
 from authproxy.clock import now
 from authproxy.endpoints import Endpoint
-from authproxy.errors import NotFound, PermissionDenied
+from authproxy.errors import NotFound, PermissionDenied, UnsupportedMediaType
 from authproxy.failover import forward_with_failover
 from authproxy.forward import Outcome
 from authproxy.principal import Principal
 from authproxy.quota import QuotaRefused
 from authproxy.request_body import PreparedRequest, prepare
 from authproxy.store.records import UsageRow
-from authproxy.usage_parse import estimate_prompt_tokens
+
+# aiohttp decodes these before the handler reads the body; the engine gets the decoded body.
+_DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
+
+
+def _check_content_encoding(request: web.Request) -> None:
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _DECODED_ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not supported; send the body plain, "
+            "or compressed with gzip or deflate",
+            code="unsupported_content_encoding",
+        )
 
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
@@ -49,8 +61,12 @@ def usage_row(
     source = "engine" if (tokens and tokens.known) else "none"
     if completion is None and outcome.estimated_completion:
         completion, source = outcome.estimated_completion, "estimated"
-    if prompt is None and source == "estimated":
-        prompt = estimate_prompt_tokens(prepared.parsed)
+    if prompt is None and (
+        source == "estimated" or (outcome.reached and not outcome.engine_refused)
+    ):
+        # The engine had the request (the client left, the engine stalled or was cut off)
+        # and said nothing: it may have read the whole prompt, so that is charged.
+        prompt, source = prepared.prompt_estimate, "estimated"
     return UsageRow(
         ts=now(),
         request_id=request_id,
@@ -73,7 +89,9 @@ def make_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         principal = request[K.PRINCIPAL]
-        prepared = prepare(endpoint, await request.read())
+        _check_content_encoding(request)
+        settings = app[K.CONFIG].quotas
+        prepared = prepare(endpoint, await request.read(), settings=settings)
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
         try:
