@@ -33,6 +33,8 @@ JSON = {"Content-Type": "application/json"}
         (b'{"model": "tiny", "messages": [], "temperature": NaN}', "invalid_number"),
         (b'{"model": "tiny", "messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "too_deep"),
     ],
+    ids=["MODEL", "escaped-model", "model-twice", "Max_Tokens", "stream_options-twice",
+         "include_usage-string", "NaN", "nested-50000"],
 )  # fmt: skip
 async def test_what_an_engine_could_read_another_way_is_refused(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession, body: bytes, code: str

@@ -96,6 +96,7 @@ def test_limits_that_are_not_a_positive_whole_number_are_refused(field: str, val
         (b'{"model": "m", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "too_deep"),
         (b'{"model": "m", "x": ' + b"[" * 400 + b"]" * 400 + b"}", "too_deep"),
     ],
+    ids=lambda v: v[:60].decode("latin-1") if isinstance(v, bytes) else str(v),
 )  # fmt: skip
 def test_bad_values_are_refused(raw: bytes, code: str) -> None:
     with pytest.raises(BadRequest) as info:
