@@ -95,7 +95,9 @@ class Quotas(_Strict):
     timezone: str = "UTC"  # where a "day" and a "month" of token quota begin
     default_max_tokens: int = Field(default=1024, ge=1)  # written when a request names none
     clamp_max_tokens: bool = True  # lower the limit to what remains instead of overshooting
-    max_choices: int = Field(default=8, ge=1)  # n / n_cmpl / best_of above this: 400
+    # Outputs per request (n, n_cmpl, best_of, several prompts): more is a 400. Above 1 they
+    # are charged what they reserved: llama-server reports the first output's usage only.
+    max_outputs: int = Field(default=1, ge=1)
     prompt_estimate: PromptEstimate = Field(default_factory=PromptEstimate)
 
     @field_validator("timezone")

@@ -82,7 +82,7 @@ def prompt_count(value: Any) -> int:
     return 1
 
 
-def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_choices: int) -> OutputAsk:
+def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_outputs: int) -> OutputAsk:
     limit = None
     for name in LIMIT_FIELDS:
         given = _positive_int(body, name, "tokens to generate", "invalid_max_tokens")
@@ -93,14 +93,15 @@ def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_choices: int) -> 
         given = _positive_int(body, name, "outputs to generate", "invalid_n")
         if given is not None:
             choices[name] = given
-    most = max(choices.values(), default=1)
-    if most > max_choices:
-        raise BadRequest(
-            f"at most {max_choices} outputs per request on this gateway (asked for {most})",
-            code="too_many_choices",
-        )
     prompts = prompt_count(body.get(rule.prompts_field)) if rule.prompts_field else 1
-    return OutputAsk(limit=limit, outputs=most * prompts, choices=choices)
+    outputs = max(choices.values(), default=1) * prompts
+    if outputs > max_outputs:
+        raise BadRequest(
+            f"at most {max_outputs} output(s) per request on this gateway (n, n_cmpl, best_of "
+            f"or several prompts); this one asks for {outputs}",
+            code="too_many_outputs",
+        )
+    return OutputAsk(limit=limit, outputs=outputs, choices=choices)
 
 
 def write_limit(rule: OutputRule, into: dict[str, Any], limit: int) -> None:

@@ -67,6 +67,12 @@ def usage_row(
         # The engine had the request (the client left, the engine stalled or was cut off)
         # and said nothing: it may have read the whole prompt, so that is charged.
         prompt, source = prepared.prompt_estimate, "estimated"
+    if prepared.outputs > 1 and outcome.reached and not outcome.engine_refused:
+        # llama-server reports the usage of the first output (or prompt) only: several are
+        # charged what they reserved, unless the engine counted more.
+        prompt = max(prompt or 0, prepared.prompt_estimate)
+        completion = max(completion or 0, prepared.reserved_output)
+        source = "estimated"
     return UsageRow(
         ts=now(),
         request_id=request_id,

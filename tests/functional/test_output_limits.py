@@ -57,7 +57,7 @@ async def test_concurrent_requests_end_within_the_quota_whatever_limit_fields_th
         ({"max_completion_tokens": 2.5}, "invalid_max_tokens"),
         ({"max_tokens": "100"}, "invalid_max_tokens"),
         ({"n": 0}, "invalid_n"),
-        ({"n": 9}, "too_many_choices"),
+        ({"n": 2}, "too_many_outputs"),
     ],
 )
 async def test_limits_that_bound_nothing_are_400(
@@ -85,15 +85,23 @@ async def test_without_a_limit_the_engine_gets_the_default_reserved(
     assert completion["max_tokens"] == default and "max_completion_tokens" not in completion
 
 
-async def test_several_outputs_are_reserved_for_and_clamped_together(
+async def test_several_outputs_are_reserved_for_clamped_together_and_charged(
     tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
     body = chat_body(n=3, max_tokens=20)
     room = estimate_prompt_tokens(body) + 30  # room for 3 outputs of 10 tokens
-    async with running_gateway(tmp_path, engine.base_url, roles=_roles(tokens_per_day=room)) as gw:
+    async with running_gateway(
+        tmp_path,
+        engine.base_url,
+        roles=_roles(tokens_per_day=room),
+        quotas={"max_outputs": 3},
+    ) as gw:
         assert (await _post(session, gw, body))[0] == 200
+        (row,) = await gw.usage(1)
     (seen,) = engine.requests
     assert seen.body["n"] == 3 and seen.body["max_tokens"] == 10
+    # Like llama-server, the fake engine reports one output's usage: the reservation is charged.
+    assert (row.prompt_tokens, row.completion_tokens) == (room - 30, 30)
 
 
 async def test_a_client_that_leaves_before_the_first_byte_pays_its_prompt(

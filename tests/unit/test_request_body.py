@@ -81,7 +81,7 @@ def test_limits_that_are_not_a_positive_whole_number_are_refused(field: str, val
         (b'{"model": "m", "n": 0}', "invalid_n"),
         (b'{"model": "m", "n": 1.5}', "invalid_n"),
         (b'{"model": "m", "best_of": "2"}', "invalid_n"),
-        (b'{"model": "m", "n_cmpl": 9}', "too_many_choices"),
+        (b'{"model": "m", "n_cmpl": 2}', "too_many_outputs"),
         (b'{"model": "m", "stream": true, "stream_options": {"include_usage": "yes"}}',
          "invalid_stream_options"),
         (b'{"model": "m", "stream": true, "stream_options": {"include_usage": null}}',
@@ -152,8 +152,12 @@ def test_embeddings_generate_nothing_and_keep_their_fields() -> None:
     ],
 )
 def test_every_output_is_reserved_for(raw: bytes, endpoint: Endpoint, outputs: int) -> None:
-    prepared = _prepare(raw, endpoint)
+    prepared = prepare(endpoint, raw, settings=Quotas(max_outputs=6))
     assert (prepared.outputs, prepared.reserved_output) == (outputs, outputs * 10)
+    if outputs > 1:  # by default one output per request
+        with pytest.raises(BadRequest) as info:
+            _prepare(raw, endpoint)
+        assert info.value.code == "too_many_outputs"
 
 
 def test_stream_usage_is_the_gateways_whatever_the_client_wrote() -> None:
