@@ -56,7 +56,7 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
     max_leaves=10,
 )
-_limit = st.integers(0, 9).flatmap(
+_limit: st.SearchStrategy[Any] = st.integers(0, 9).flatmap(
     lambda i: (
         st.integers(min_value=1, max_value=3000)
         if i < 6
@@ -68,7 +68,7 @@ _limit = st.integers(0, 9).flatmap(
         )
     )
 )
-_flag = st.integers(0, 9).flatmap(
+_flag: st.SearchStrategy[Any] = st.integers(0, 9).flatmap(
     lambda i: st.booleans() if i < 7 else st.sampled_from([None, "true", 1, 0, []])
 )
 _options = st.one_of(
