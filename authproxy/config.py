@@ -83,9 +83,10 @@ class HealthChecks(_Strict):
 
 
 class PromptEstimate(_Strict):
-    """Template allowances of the prompt estimate (``prompt_estimate.py``): tokens a chat
-    template may add beyond the body's own bytes."""
+    """The prompt estimate (``prompt_estimate.py``): bytes a token stands for at least (1: an
+    upper bound), and the tokens a chat template may add beyond the body's own bytes."""
 
+    bytes_per_token: float = Field(default=1.0, ge=1.0)  # above 1 the bound becomes a guess
     per_message: int = Field(default=8, ge=0)  # each message, prompt or embeddings input
     per_request: int = Field(default=64, ge=0)  # BOS, a default system prompt, generation prompt
     per_media: int = Field(default=2048, ge=0)  # each inline (base64) image or audio clip

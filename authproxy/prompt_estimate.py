@@ -1,23 +1,26 @@
 """The prompt estimate: what a request reserves for its prompt before the engine counts it.
 
-It is an upper bound, not a guess: every byte of the request body the engine reads as prompt
-material counts as one token — the canonical UTF-8 encoding of everything except the fields the
+By default it is an upper bound, not a guess. Every byte of what the engine reads as prompt
+material counts as one token: the canonical UTF-8 encoding of the body except the fields the
 gateway decides on (model, stream flags, output limits), so JSON's quotes, keys and escapes are
-counted too — plus ``per_message`` tokens for each message, prompt or input, and
-``per_request`` tokens for the chat template's own text (its role markers, a default system
-prompt, the generation prompt, BOS).
+counted too, and each space three times over. On top come ``per_message`` tokens for each
+message, prompt or input, and ``per_request`` tokens for the chat template's own text (role
+markers, a default system prompt, the generation prompt, BOS).
 
-Why that bounds the engine's count: a tokenizer never spends more than one token per byte of
-text (byte-level BPE and SentencePiece with byte fallback make a token of at least one byte; the
-test model's tokenizer is exactly one token a byte), and a chat template adds only its own
-fixed text around the material it is given. The bound holds as long as that fixed text stays
-within the allowances (``quotas.prompt_estimate``). Images and audio sent inline (base64) are
-the exception: each counts ``per_media`` tokens, an allowance rather than a bound, as is
-anything an engine fetches from a URL.
+Why that bounds the engine's count: byte-level BPE tokenizers (Llama 3, Qwen, GPT-style) make
+no token of less than one byte; SentencePiece ones (Llama 2, Mistral, Gemma) do the same after
+writing every space as ``▁``, three bytes — hence the spaces; and a chat template adds only its
+own fixed text around the material it is given. The bound holds as long as that fixed text
+stays within the allowances (``quotas.prompt_estimate``); the test model's tokenizer (bytes
+only, no ``▁``) is the worst case and the end-to-end tests hold it to the bound. Raising
+``bytes_per_token`` reserves closer to what real text costs (about 4 bytes a token in English)
+and turns the bound into a guess. Images and audio sent inline (base64) count ``per_media``
+tokens each, an allowance rather than a bound, as is anything an engine fetches from a URL.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,13 +32,12 @@ _BASE64_MARK = b";base64,"
 
 def estimate(canonical: bytes, body: Mapping[str, Any], allowance: PromptEstimate) -> int:
     """``canonical``: the encoding of ``body`` without the gateway's fields (``{}`` if none)."""
-    size = len(canonical) if len(canonical) > 2 else 0
+    size = len(canonical) + 2 * canonical.count(b" ") if len(canonical) > 2 else 0
     media, media_bytes = 0, 0
     if _BASE64_MARK in canonical or b'"data"' in canonical:
         media, media_bytes = _inline_media(body)
     return (
-        size
-        - media_bytes
+        math.ceil((size - media_bytes) / allowance.bytes_per_token)
         + media * allowance.per_media
         + _parts(body) * allowance.per_message
         + allowance.per_request
