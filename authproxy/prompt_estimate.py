@@ -27,15 +27,11 @@ from typing import Any
 from authproxy.config import PromptEstimate
 from authproxy.output_limits import prompt_count
 
-_BASE64_MARK = b";base64,"
-
 
 def estimate(canonical: bytes, body: Mapping[str, Any], allowance: PromptEstimate) -> int:
     """``canonical``: the encoding of ``body`` without the gateway's fields (``{}`` if none)."""
     size = len(canonical) + 2 * canonical.count(b" ") if len(canonical) > 2 else 0
-    media, media_bytes = 0, 0
-    if _BASE64_MARK in canonical or b'"data"' in canonical:
-        media, media_bytes = _inline_media(body)
+    media, media_bytes = _inline_media(body)
     return (
         math.ceil((size - media_bytes) / allowance.bytes_per_token)
         + media * allowance.per_media

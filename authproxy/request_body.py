@@ -10,7 +10,7 @@ bytes never reach the engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,9 +23,13 @@ from authproxy.prompt_estimate import estimate
 
 # Top-level fields the gateway decides on: never forwarded as the client's bytes had them.
 DECIDED = frozenset({"model", "stream", "stream_options", *LIMIT_FIELDS, *CHOICE_FIELDS})
-# Refused in any spelling but this one (policy, accounting and the prompt estimate read them).
-_GUARDED_TOP = frozenset({*DECIDED, "user", "messages", "prompt", "input", "system", "options"})
-_GUARDED_STREAM_OPTIONS = frozenset({"include_usage"})
+# Refused in any spelling but this one (policy, accounting and the prompt estimate read them),
+# by their case-folded form.
+_GUARDED_TOP = {
+    name.casefold(): name
+    for name in (*DECIDED, "user", "messages", "prompt", "input", "system", "options")
+}
+_GUARDED_STREAM_OPTIONS = {"include_usage": "include_usage"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +51,8 @@ class PreparedRequest:
         return self.limit * self.outputs
 
 
-def _check_keys(obj: Mapping[str, Any], where: str, guarded: Iterable[str]) -> None:
+def _check_keys(obj: Mapping[str, Any], where: str, guarded: Mapping[str, str]) -> None:
     """No two keys that differ only in case, and no other spelling of a guarded name."""
-    canonical = {name.casefold(): name for name in guarded}
     folded: dict[str, str] = {}
     for key in obj:
         fold = key.casefold()
@@ -60,7 +63,7 @@ def _check_keys(obj: Mapping[str, Any], where: str, guarded: Iterable[str]) -> N
                 "differ only in case, and engines may read either",
                 code="ambiguous_key",
             )
-        name = canonical.get(fold)
+        name = guarded.get(fold)
         if name is not None and name != key:
             raise BadRequest(
                 f"{where}: the key {json_body.show_key(key)} must be spelled {name!r}",
