@@ -10,26 +10,14 @@ from aiohttp.typedefs import Handler
 from authproxy import appkeys as K
 from authproxy.clock import now
 from authproxy.endpoints import Endpoint
-from authproxy.errors import NotFound, PermissionDenied, UnsupportedMediaType
+from authproxy.errors import NotFound, PermissionDenied
 from authproxy.failover import forward_with_failover
 from authproxy.forward import Outcome
 from authproxy.principal import Principal
 from authproxy.quota import QuotaRefused
 from authproxy.request_body import PreparedRequest, prepare
+from authproxy.request_encoding import decoded
 from authproxy.store.records import UsageRow
-
-# aiohttp decodes these before the handler reads the body; the engine gets the decoded body.
-_DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate", "br", "zstd"})
-
-
-def _check_content_encoding(request: web.Request) -> None:
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in _DECODED_ENCODINGS:
-        raise UnsupportedMediaType(
-            f"Content-Encoding {encoding[:40]!r} is not supported; send the body plain, "
-            "or compressed with gzip or deflate",
-            code="unsupported_content_encoding",
-        )
 
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
@@ -95,9 +83,10 @@ def make_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         principal = request[K.PRINCIPAL]
-        _check_content_encoding(request)
-        settings = app[K.CONFIG].quotas
-        prepared = prepare(endpoint, await request.read(), settings=settings)
+        config = app[K.CONFIG]
+        encoding = request.headers.get("Content-Encoding", "")
+        raw = decoded(await request.read(), encoding, limit=config.max_request_bytes)
+        prepared = prepare(endpoint, raw, settings=config.quotas)
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
         try:

@@ -7,12 +7,13 @@ import codecs
 import gzip
 import json
 import zlib
+from pathlib import Path
 
 import aiohttp
 import pytest
 from fakes.engine import FakeEngine
 
-from .helpers import CHAT, Gateway, bearer, chat_body
+from .helpers import CHAT, Gateway, bearer, chat_body, running_gateway
 from .wire import assert_error_shape, parse_sse, raw_request
 
 JSON = {"Content-Type": "application/json"}
@@ -76,9 +77,25 @@ async def test_utf16_and_utf32_bodies_stream_and_reach_the_engine_as_utf8(
     assert (await gateway.usage(1))[0].usage_source == "engine"
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def _two_gzip_members(data: bytes) -> bytes:
+    return gzip.compress(data[:10]) + gzip.compress(data[10:])
+
+
 @pytest.mark.parametrize(
     ("encoding", "compress"),
-    [("gzip", gzip.compress), ("deflate", zlib.compress), ("GZip", gzip.compress)],
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("GZip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", _raw_deflate),
+        ("gzip", _two_gzip_members),
+    ],
 )
 async def test_compressed_bodies_work_end_to_end(
     gateway: Gateway,
@@ -101,7 +118,7 @@ async def test_compressed_bodies_work_end_to_end(
     assert seen.body["messages"] == body["messages"]
 
 
-@pytest.mark.parametrize("encoding", ["compress", "gzip, gzip", "x-custom"])
+@pytest.mark.parametrize("encoding", ["compress", "gzip, gzip", "x-custom", "br", "zstd"])
 async def test_other_content_encodings_are_415(
     gateway: Gateway, engine: FakeEngine, encoding: str
 ) -> None:
@@ -113,4 +130,46 @@ async def test_other_content_encodings_are_415(
     r = await raw_request(gateway.port, "POST", CHAT, headers, gzip.compress(b"{}"))
     assert r.status == 415, r.body
     assert assert_error_shape(r.json())["code"] == "unsupported_content_encoding"
+    assert engine.requests == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("deflate", b"\x00\x01 not deflate"),
+        ("gzip", gzip.compress(json.dumps(chat_body()).encode())[:-12]),  # cut short
+        ("deflate", zlib.compress(b"{}") + b"trailing"),
+    ],
+    ids=["gzip-garbage", "deflate-garbage", "gzip-truncated", "deflate-trailing"],
+)
+async def test_bodies_that_do_not_decompress_are_400(
+    gateway: Gateway, engine: FakeEngine, encoding: str, body: bytes
+) -> None:
+    headers = [
+        *bearer(gateway.accounts.user_key).items(),
+        *JSON.items(),
+        ("Content-Encoding", encoding),
+    ]
+    r = await raw_request(gateway.port, "POST", CHAT, headers, body)
+    assert r.status == 400, r.body
+    assert assert_error_shape(r.json())["code"] == "invalid_content_encoding"
+    assert engine.requests == []
+
+
+async def test_a_compressed_body_is_held_to_max_request_mb_once_decompressed(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    async with running_gateway(tmp_path, engine.base_url, max_request_mb=0.01) as gw:
+        body = chat_body(messages=[{"role": "user", "content": " " * 1_000_000}])
+        bomb = gzip.compress(json.dumps(body).encode())
+        assert len(bomb) < 10_000
+        headers = [
+            *bearer(gw.accounts.user_key).items(),
+            *JSON.items(),
+            ("Content-Encoding", "gzip"),
+        ]
+        r = await raw_request(gw.port, "POST", CHAT, headers, bomb)
+    assert r.status == 413, r.body
+    assert assert_error_shape(r.json())["code"] == "request_too_large"
     assert engine.requests == []
