@@ -12,6 +12,7 @@ import pytest
 from authproxy.config import PromptEstimate, Quotas
 from authproxy.endpoints import FORWARDED, Endpoint
 from authproxy.errors import BadRequest
+from authproxy.output_limits import OutputRule
 from authproxy.request_body import PreparedRequest, estimate_prompt_tokens, for_engine, prepare
 
 CHAT = FORWARDED["/v1/chat/completions"]
@@ -201,3 +202,15 @@ def test_inline_images_count_an_allowance_not_their_base64() -> None:
     allowance = PromptEstimate()
     estimate = estimate_prompt_tokens(body)
     assert allowance.per_media < estimate < allowance.per_media + 200
+
+
+def test_a_dialect_with_a_nested_limit_is_one_more_row() -> None:
+    # How Ollama's /api/chat would be added: its limit lives in options.num_predict.
+    rule = OutputRule(write=(("options", "num_predict"),))
+    ollama = Endpoint("/api/chat", "openai", True, False, rule)
+    raw = b'{"model": "m", "options": {"num_predict": -1, "temperature": 0}, "max_tokens": 7}'
+    assert _sent(raw, ollama) == {
+        "model": "m",
+        "options": {"num_predict": 7, "temperature": 0},
+    }
+    assert _sent(b'{"model": "m", "options": "odd"}', ollama)["options"] == {"num_predict": DEFAULT}
