@@ -82,10 +82,24 @@ class HealthChecks(_Strict):
     healthy_after: int = Field(default=2, ge=1)
 
 
+class PromptEstimate(_Strict):
+    """The prompt estimate (``prompt_estimate.py``): bytes a token stands for at least (1: an
+    upper bound), and the tokens a chat template may add beyond the body's own bytes."""
+
+    bytes_per_token: float = Field(default=1.0, ge=1.0)  # above 1 the bound becomes a guess
+    per_message: int = Field(default=8, ge=0)  # each message, prompt or embeddings input
+    per_request: int = Field(default=64, ge=0)  # BOS, a default system prompt, generation prompt
+    per_media: int = Field(default=2048, ge=0)  # each inline (base64) image or audio clip
+
+
 class Quotas(_Strict):
     timezone: str = "UTC"  # where a "day" and a "month" of token quota begin
-    default_max_tokens: int = Field(default=1024, ge=1)  # reserved when a request names none
-    clamp_max_tokens: bool = True  # lower max_tokens to what remains instead of overshooting
+    default_max_tokens: int = Field(default=1024, ge=1)  # written when a request names none
+    clamp_max_tokens: bool = True  # lower the limit to what remains instead of overshooting
+    # Outputs per request (n, n_cmpl, best_of, several prompts): more is a 400. Above 1 they
+    # are charged what they reserved: llama-server reports the first output's usage only.
+    max_outputs: int = Field(default=1, ge=1)
+    prompt_estimate: PromptEstimate = Field(default_factory=PromptEstimate)
 
     @field_validator("timezone")
     @classmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authproxy import output_limits
+from authproxy.output_limits import OutputRule
 from authproxy.usage_parse import Dialect
 
 
@@ -13,15 +15,16 @@ class Endpoint:
     dialect: Dialect
     can_stream: bool
     takes_stream_options: bool  # accepts stream_options.include_usage (OpenAI streams)
+    output: OutputRule | None  # where the reserved output limit goes; None: generates nothing
 
 
 FORWARDED: dict[str, Endpoint] = {
     e.path: e
     for e in (
-        Endpoint("/v1/chat/completions", "openai", True, True),
-        Endpoint("/v1/completions", "openai", True, True),
-        Endpoint("/v1/embeddings", "openai", False, False),
-        Endpoint("/v1/messages", "anthropic", True, False),
+        Endpoint("/v1/chat/completions", "openai", True, True, output_limits.CHAT),
+        Endpoint("/v1/completions", "openai", True, True, output_limits.COMPLETIONS),
+        Endpoint("/v1/embeddings", "openai", False, False, None),
+        Endpoint("/v1/messages", "anthropic", True, False, output_limits.MESSAGES),
     )
 }
 

@@ -67,6 +67,12 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"

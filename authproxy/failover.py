@@ -18,7 +18,7 @@ from authproxy import appkeys as K
 from authproxy.endpoints import Endpoint
 from authproxy.errors import NotFound, UpstreamError
 from authproxy.forward import EngineUnavailable, Outcome
-from authproxy.request_body import PreparedRequest, with_model
+from authproxy.request_body import PreparedRequest, for_engine
 from authproxy.upstreams import Upstream
 
 log = logging.getLogger("authproxy.failover")
@@ -29,6 +29,7 @@ def _reset(outcome: Outcome) -> None:
     outcome.status = 0
     outcome.ttft_ms = None
     outcome.error = None
+    outcome.engine_refused = False  # `reached` stays: the failed engine may have used the prompt
 
 
 async def forward_with_failover(
@@ -46,7 +47,7 @@ async def forward_with_failover(
     """
     catalog = request.app[K.CATALOG]
     forwarder = request.app[K.FORWARDER]
-    upstream_request = with_model(prepared, catalog.resolve(prepared.model))
+    upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
     tried: set[Upstream] = set()
     upstream = catalog.pick(prepared.model)
     if upstream is None:

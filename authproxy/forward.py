@@ -43,6 +43,8 @@ class Outcome:
     estimated_completion: int = 0
     ttft_ms: float | None = None
     error: str | None = None
+    reached: bool = False  # an engine got the request and may have begun on the prompt
+    engine_refused: bool = False  # the engine answered with an error or a redirect: ran nothing
 
 
 class EngineUnavailable(UpstreamError):
@@ -101,6 +103,7 @@ class Forwarder:
         resp: aiohttp.ClientResponse | None = None
         try:
             resp = await self._send(upstream, endpoint, prepared, headers)
+            outcome.reached, outcome.engine_refused = True, resp.status >= 300
             if 300 <= resp.status < 400:
                 raise UpstreamError(
                     f"upstream {upstream.name} answered with a redirect, which is never followed",
@@ -114,9 +117,14 @@ class Forwarder:
                 )
             return await self._relay_body(resp, endpoint, outcome, started)
         except (UpstreamUnreachable, UpstreamNoAnswer) as exc:
+            # Only a refused connection surely reached no engine; else it may be on the prompt.
+            outcome.reached |= not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
             # Passive ejection: the next request goes elsewhere instead of finding out again.
             cause = f" ({exc.__cause__})" if exc.__cause__ else ""
             upstream.eject(exc.message + cause)
+            raise
+        except asyncio.CancelledError:  # the client left while the engine had the request
+            outcome.reached = True
             raise
         finally:
             upstream.outstanding -= 1

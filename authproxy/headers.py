@@ -1,4 +1,5 @@
-"""Which headers cross the gateway: hop-by-hop and every client credential never do."""
+"""Which headers cross the gateway: to the engine only an allow-list; back to the client all
+but hop-by-hop ones, cookies and redirects."""
 
 from __future__ import annotations
 
@@ -19,22 +20,22 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Credentials of the client, routing hints it must not choose, and what aiohttp recomputes.
-_REQUEST_DROP = HOP_BY_HOP | {
-    "authorization",
-    "x-api-key",
-    "cookie",
-    "host",
-    "content-length",
-    "expect",
-    "accept-encoding",  # replaced by identity: usage is read from the body
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-request-id",
-}
+# What of the client's request headers reaches the engine: what the engine protocols define
+# (Anthropic's and OpenAI's version and beta switches), content negotiation and trace context.
+# Nothing else — no credential (Authorization, x-api-key, api-key, X-Auth-Token, cookies), no
+# routing or method hint a server behind the engine might believe (X-Original-URL,
+# X-HTTP-Method-Override, X-Forwarded-*). Content-Type, Accept-Encoding and X-Request-Id are
+# the gateway's own, as is the body they describe.
+_REQUEST_ALLOW = frozenset(
+    {
+        "accept",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "traceparent",
+        "tracestate",
+    }
+)
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "set-cookie", "date", "server", "location"}
 
 
@@ -58,12 +59,16 @@ def _filter(
 def upstream_request_headers(
     client: CIMultiDictProxy[str], *, upstream_auth: dict[str, str], request_id: str
 ) -> CIMultiDict[str]:
-    out = CIMultiDict(_filter(client, _REQUEST_DROP))
+    extra = _named_in_connection(client)
+    out = CIMultiDict(
+        (name, value)
+        for name, value in client.items()
+        if name.lower() in _REQUEST_ALLOW and name.lower() not in extra
+    )
     # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
     out["Accept-Encoding"] = "identity"
-    # The body was checked to be JSON; say so even when the client did not (FastAPI engines
-    # refuse a JSON body labelled application/octet-stream).
-    out.setdefault("Content-Type", "application/json")
+    # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent.
+    out["Content-Type"] = "application/json"
     out.update(upstream_auth)
     out["X-Request-Id"] = request_id
     return out

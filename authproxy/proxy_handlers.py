@@ -16,8 +16,8 @@ from authproxy.forward import Outcome
 from authproxy.principal import Principal
 from authproxy.quota import QuotaRefused
 from authproxy.request_body import PreparedRequest, prepare
+from authproxy.request_encoding import decoded
 from authproxy.store.records import UsageRow
-from authproxy.usage_parse import estimate_prompt_tokens
 
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
@@ -49,8 +49,18 @@ def usage_row(
     source = "engine" if (tokens and tokens.known) else "none"
     if completion is None and outcome.estimated_completion:
         completion, source = outcome.estimated_completion, "estimated"
-    if prompt is None and source == "estimated":
-        prompt = estimate_prompt_tokens(prepared.parsed)
+    if prompt is None and (
+        source == "estimated" or (outcome.reached and not outcome.engine_refused)
+    ):
+        # The engine had the request (the client left, the engine stalled or was cut off)
+        # and said nothing: it may have read the whole prompt, so that is charged.
+        prompt, source = prepared.prompt_estimate, "estimated"
+    if prepared.outputs > 1 and outcome.reached and not outcome.engine_refused:
+        # llama-server reports the usage of the first output (or prompt) only: several are
+        # charged what they reserved, unless the engine counted more.
+        prompt = max(prompt or 0, prepared.prompt_estimate)
+        completion = max(completion or 0, prepared.reserved_output)
+        source = "estimated"
     return UsageRow(
         ts=now(),
         request_id=request_id,
@@ -73,7 +83,10 @@ def make_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         principal = request[K.PRINCIPAL]
-        prepared = prepare(endpoint, await request.read())
+        config = app[K.CONFIG]
+        encoding = request.headers.get("Content-Encoding", "")
+        raw = decoded(await request.read(), encoding, limit=config.max_request_bytes)
+        prepared = prepare(endpoint, raw, settings=config.quotas)
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
         try:

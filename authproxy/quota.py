@@ -4,14 +4,16 @@ Limits come from the user's role, overridden per user from the store (``authprox
 quota``); a change made by any process applies within a second (``StoreWatch``).
 
 Token quotas are enforced by reservation: before a request is forwarded it reserves its prompt
-estimate plus its ``max_tokens`` (or ``quotas.default_max_tokens``) against what remains; with
-``clamp_max_tokens`` its ``max_tokens`` is lowered to fit. Afterwards the reservation is
-replaced by the engine's real count. Because admission and reservation happen in one step of
-the event loop, N simultaneous requests can never reserve more than remains.
+estimate (an upper bound, ``prompt_estimate.py``) plus its output limit (the client's, or
+``quotas.default_max_tokens``) times the outputs it asks for (``n``, several prompts) against
+what remains; with ``clamp_max_tokens`` the limit is lowered to fit. The engine always runs
+the limit reserved: it is written into the body it gets (``output_limits.py``). Afterwards the
+reservation is replaced by the engine's real count. Because admission and reservation happen
+in one step of the event loop, N simultaneous requests can never reserve more than remains.
 
-Overshoot bound: with clamping, a user's tokens exceed the quota by at most the amount by
-which real prompts exceed their estimates (4 characters a token) for the requests in flight
-when the quota ran out. Without clamping, add each such request's own ``max_tokens``.
+Overshoot bound: with clamping, none — a user's tokens end at most at the quota — as long as
+prompt estimates bound the engine's count (they do for text; inline images and audio count a
+configured allowance). Without clamping, add each in-flight request's own reservation.
 Counters live in this process and are rebuilt from the usage table at start; several gateway
 replicas each enforce the full quota (a shared store backend would be needed to split it).
 """
@@ -22,17 +24,15 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from authproxy.clock import now
 from authproxy.config import Quotas, Role
 from authproxy.errors import RateLimited
 from authproxy.principal import Principal
 from authproxy.quota_windows import CalendarWindows
-from authproxy.request_body import PreparedRequest, with_max_tokens
+from authproxy.request_body import PreparedRequest, with_limit
 from authproxy.store.base import Store
 from authproxy.store.records import UNLIMITED, QuotaOverride
-from authproxy.usage_parse import estimate_prompt_tokens
 
 
 class QuotaRefused(RateLimited):
@@ -226,29 +226,18 @@ class QuotaBook:
                 )
             if remaining is None or left < remaining:
                 remaining, retry_at, tightest = left, end, what
-        prompt = estimate_prompt_tokens(prepared.parsed)
-        asked = _max_tokens(prepared.parsed)
-        completion = asked if asked is not None else self._settings.default_max_tokens
-        if prepared.endpoint_path == "/v1/embeddings":
-            completion = 0
-        reservation = prompt + completion
+        prompt = prepared.prompt_estimate
+        reservation = prompt + prepared.reserved_output
         if remaining is None or reservation <= remaining:
             return reservation, prepared
-        if not self._settings.clamp_max_tokens or completion == 0:
+        if not self._settings.clamp_max_tokens or prepared.outputs == 0:
             return reservation, prepared
-        room = remaining - prompt
-        if room < 1:
+        per_output = (remaining - prompt) // prepared.outputs
+        if per_output < 1:
             raise QuotaExceeded(
                 f"token quota too low for this prompt ({remaining} tokens left)",
                 reason=f"tokens_{tightest}",
                 headers={"Retry-After": str(max(1, math.ceil(retry_at - t)))},
             )
-        return remaining, with_max_tokens(prepared, room)
-
-
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    for key in ("max_completion_tokens", "max_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+        clamped = with_limit(prepared, per_output)
+        return prompt + clamped.reserved_output, clamped

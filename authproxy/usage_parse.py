@@ -191,13 +191,3 @@ class SseRelay:
         del obj["usage"]
         lines = [*other, b"data: " + json.dumps(obj, separators=(",", ":")).encode()]
         return b"\n".join(lines) + b"\n\n"
-
-
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """A rough count (4 characters a token) for a request whose stream ended without usage."""
-    total = 0
-    for key in ("messages", "prompt", "input", "system"):
-        value = body.get(key)
-        if value is not None:
-            total += len(json.dumps(value, ensure_ascii=False))
-    return max(1, total // 4) if total else 0

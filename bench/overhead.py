@@ -77,6 +77,7 @@ def chat_body(max_tokens: int, stream: bool) -> bytes:
         "model": "tiny",
         "messages": [{"role": "user", "content": "Say hello in a few words."}],
         "max_tokens": max_tokens,
+        "ignore_eos": True,  # the fake engine's answer then runs to max_tokens, as before
     }
     if stream:
         body["stream"] = True

@@ -11,8 +11,10 @@ Standalone (benchmark)::
 
 Token accounting is deterministic: prompt tokens are the whitespace-separated words of all
 message contents (plus the Anthropic `system`), or of `prompt` / `input` (a token id counts
-one); completion tokens are `max_completion_tokens` / `max_tokens` if given, else 8, one
-content chunk ("tok0 ", "tok1 ", ...) each. Faults are chosen per request by a body field
+one); the answer is 8 completion tokens, fewer if the limit (`n_predict`, else
+`max_completion_tokens`, else `max_tokens`, as llama-server ranks them) is lower, exactly the
+limit with `"ignore_eos": true`; one content chunk ("tok0 ", "tok1 ", ...) each. Faults are
+chosen per request by a body field
 `"fake": {"fault": ..., "after": N, "delay": s, "token_delay": s}` (see engine_common.FAULTS),
 or for every request without one by `engine.fake = {...}`. Health probes (`GET /health`,
 503 when `engine.healthy` is False) are counted in `engine.health_checks`, not recorded in

@@ -142,11 +142,18 @@ def count_message_words(messages: Any) -> int:
 
 
 def completion_count(body: dict[str, Any]) -> int:
-    for key in ("max_completion_tokens", "max_tokens"):
+    """Like a real engine: the answer ends after DEFAULT_COMPLETION_TOKENS (its end of text)
+    unless the limit comes first; with `ignore_eos` it runs to the limit. The limit is read
+    as llama-server reads it: `n_predict`, else `max_completion_tokens`, else `max_tokens`."""
+    limit = None
+    for key in ("n_predict", "max_completion_tokens", "max_tokens"):
         value = body.get(key)
         if isinstance(value, int) and value >= 0:
-            return value
-    return DEFAULT_COMPLETION_TOKENS
+            limit = value
+            break
+    if body.get("ignore_eos") is True and limit is not None:
+        return limit
+    return DEFAULT_COMPLETION_TOKENS if limit is None else min(limit, DEFAULT_COMPLETION_TOKENS)
 
 
 def token_texts(n: int) -> list[str]:

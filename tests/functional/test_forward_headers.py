@@ -1,5 +1,6 @@
-"""What crosses the gateway: client credentials and hop-by-hop headers never do; the rest
-arrives untouched, on the endpoint's canonical path, with the upstream's own key."""
+"""What crosses the gateway: an allow-list of the client's headers (never a credential, a
+hop-by-hop header or a routing hint), the canonical encoding of the body the gateway checked,
+on the endpoint's canonical path, with the upstream's own key."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ NEVER_FORWARDED = {
     "trailer",
     "upgrade",
     "x-hop-secret",  # named in Connection: hop-by-hop for this request
+    # Not on the allow-list: other credentials, and hints a server behind the engine might obey.
+    "api-key",
+    "x-auth-token",
+    "x-original-url",
+    "x-http-method-override",
+    "x-forwarded-prefix",
+    "openai-organization",
+    "x-custom",
 }
 
 
@@ -61,6 +70,13 @@ async def test_credentials_and_hop_by_hop_headers_never_reach_the_engine(
         ("User-Agent", "functional-test/1.0"),
         ("OpenAI-Organization", "org-test"),
         ("X-Custom", "keep me"),
+        ("api-key", key),
+        ("X-Auth-Token", key),
+        ("X-Original-URL", "/slots"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("anthropic-version", "2023-06-01"),
+        ("OpenAI-Beta", "assistants=v2"),
     ]
     r = await raw_request(gateway.port, "POST", CHAT, headers, body)
     assert r.status == 200, r.body
@@ -70,13 +86,18 @@ async def test_credentials_and_hop_by_hop_headers_never_reach_the_engine(
     assert seen.header("connection") in (None, "keep-alive")
     assert all(key not in value for _, value in seen.headers)
     assert key.encode() not in seen.raw_body
-    # Everything else arrives untouched.
-    assert seen.raw_body == body
-    assert seen.header("content-type") == "application/json"
+    assert seen.header("user-agent") != "functional-test/1.0"
+    # The engine-protocol headers arrive; the body is what the gateway checked, re-encoded,
+    # with the output limit it reserved written in.
     assert seen.header("accept") == "application/json"
-    assert seen.header("user-agent") == "functional-test/1.0"
-    assert seen.header("openai-organization") == "org-test"
-    assert seen.header("x-custom") == "keep me"
+    assert seen.header("anthropic-version") == "2023-06-01"
+    assert seen.header("openai-beta") == "assistants=v2"
+    assert seen.header("content-type") == "application/json"
+    limit = gateway.config.quotas.default_max_tokens
+    sent = {**json.loads(body), "max_completion_tokens": limit, "max_tokens": limit}
+    assert json.loads(seen.raw_body) == sent
+    canonical = json.dumps(json.loads(seen.raw_body), separators=(",", ":"), ensure_ascii=False)
+    assert seen.raw_body == canonical.encode()  # the gateway's encoding, not the client's
     # The client does not choose the Host either.
     assert seen.header("host") == f"127.0.0.1:{engine.port}"
 
@@ -97,6 +118,7 @@ async def test_stream_body_keeps_unknown_fields(
         await r.read()
     got = engine.requests[0].body
     assert got["stream_options"] == {"continuous_usage_stats": False, "include_usage": True}
+    assert got.pop("max_completion_tokens") == 2  # the limit under both OpenAI names
     assert {k: v for k, v in got.items() if k != "stream_options"} == {
         k: v for k, v in sent.items() if k != "stream_options"
     }

@@ -93,7 +93,9 @@ async def test_stream_longer_than_grace_is_cut_but_charged(
 ) -> None:
     grace = 1.0
     async with serve_process(tmp_path, engine, shutdown_grace=grace) as gw:
-        body = chat_body(stream=True, max_tokens=40, fake={"token_delay": 0.25})  # about 10 s
+        body = chat_body(
+            stream=True, max_tokens=40, ignore_eos=True, fake={"token_delay": 0.25}
+        )  # about 10 s
         async with session.post(
             gw.base_url + CHAT, headers=bearer(gw.accounts.user_key), json=body
         ) as r:

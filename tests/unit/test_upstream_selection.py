@@ -7,8 +7,9 @@ import json
 from collections import Counter
 from typing import cast
 
+from authproxy.config import Quotas
 from authproxy.endpoints import FORWARDED
-from authproxy.request_body import prepare, with_model
+from authproxy.request_body import for_engine, prepare
 from authproxy.store.base import Store
 from authproxy.store.records import ModelSetting
 from authproxy.upstreams import ModelCatalog, Upstream
@@ -147,10 +148,14 @@ async def test_disabling_the_model_disables_its_aliases_but_not_the_reverse() ->
 
 def test_alias_is_rewritten_for_the_engine_and_nothing_else_changes() -> None:
     chat = FORWARDED["/v1/chat/completions"]
-    raw = b'{"model": "coder", "messages": [], "x": "\xc3\xa9"}'
-    prepared = prepare(chat, raw)
-    sent = with_model(prepared, "qwen")
-    assert json.loads(sent.body) == {"model": "qwen", "messages": [], "x": "é"}
-    assert sent.model == "coder" and sent.parsed["model"] == "qwen"
-    same = prepare(chat, b'{"model": "qwen", "messages": []}')
-    assert with_model(same, "qwen") is same
+    raw = b'{"model": "coder", "messages": [], "x": "\xc3\xa9", "max_tokens": 9}'
+    prepared = prepare(chat, raw, settings=Quotas())
+    sent = for_engine(prepared, "qwen")
+    assert json.loads(sent.body) == {
+        "model": "qwen",
+        "messages": [],
+        "x": "é",
+        "max_tokens": 9,
+        "max_completion_tokens": 9,
+    }
+    assert sent.model == "coder"

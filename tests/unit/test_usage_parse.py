@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from authproxy.usage_parse import SseRelay, estimate_prompt_tokens, usage_from_body
+from authproxy.usage_parse import SseRelay, usage_from_body
 
 
 def _chunk(obj: object) -> bytes:
@@ -109,11 +109,6 @@ def test_anthropic_cut_before_message_delta_has_no_completion_count() -> None:
     )
     assert relay.tokens.prompt == 3 and relay.tokens.completion is None
     assert relay.content_events == 1 and not relay.done
-
-
-def test_prompt_estimate() -> None:
-    assert estimate_prompt_tokens({"messages": [{"role": "user", "content": "x" * 400}]}) > 90
-    assert estimate_prompt_tokens({}) == 0
 
 
 def test_plain_events_split_anywhere_pass_through_whole_and_counted() -> None:
