@@ -25,6 +25,10 @@ OIDC_PROVIDER_DIR="$(bash tests/setup/install_oidc_provider.sh | tail -n 1)"
 export OIDC_PROVIDER_DIR
 echo "setup: oidc-provider in $OIDC_PROVIDER_DIR" >&2
 
+CODING_AGENTS_DIR="$(bash tests/setup/install_coding_agents.sh | tail -n 1)"
+export CODING_AGENTS_DIR
+echo "setup: coding agents (codex, claude) in $CODING_AGENTS_DIR" >&2
+
 echo "check: ruff" >&2
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --diff . | head -50; exit 1; }
