@@ -8,7 +8,7 @@ import os
 
 from admin_tui.app import create_app
 from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.config.schema import Config
 
 
 def _actor() -> str:

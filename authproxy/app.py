@@ -9,28 +9,28 @@ import aiohttp
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.accounting import UsageWriter
-from authproxy.auth import ApiKeyAuthenticator
-from authproxy.auth_throttle import AuthThrottle
-from authproxy.browser_setup import add_browser_routes, browser_ctx
-from authproxy.client_address import ClientAddress
-from authproxy.config import Config
-from authproxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
-from authproxy.forward import Forwarder
-from authproxy.info_handlers import healthz, list_models, readyz
-from authproxy.key_index import KeyIndex
-from authproxy.keys import KeyHasher
-from authproxy.metrics import GatewayMetrics
-from authproxy.metrics_http import metrics
-from authproxy.middleware import auth_middleware, gateway_middleware
-from authproxy.monitor import UpstreamMonitor
-from authproxy.policy import Policy
-from authproxy.proxy_handlers import make_handler
-from authproxy.quota import QuotaBook
-from authproxy.secret import load_or_create_secret
+from authproxy.auth.authenticate import ApiKeyAuthenticator
+from authproxy.auth.client_address import ClientAddress
+from authproxy.auth.key_index import KeyIndex
+from authproxy.auth.keys import KeyHasher
+from authproxy.auth.policy import Policy
+from authproxy.auth.secret import load_or_create_secret
+from authproxy.config.schema import Config
+from authproxy.limits.quota import QuotaBook
+from authproxy.limits.throttle import AuthThrottle
+from authproxy.login.setup import add_browser_routes, browser_ctx
+from authproxy.metrics.endpoint import metrics
+from authproxy.metrics.registry import GatewayMetrics
+from authproxy.proxy.accounting import UsageWriter
+from authproxy.proxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
+from authproxy.proxy.forward import Forwarder
+from authproxy.proxy.handlers import make_handler
 from authproxy.store import open_store
-from authproxy.store_watch import StoreWatch
-from authproxy.upstreams import ModelCatalog, Upstream
+from authproxy.store.watch import StoreWatch
+from authproxy.upstreams.catalog import ModelCatalog, Upstream
+from authproxy.upstreams.monitor import UpstreamMonitor
+from authproxy.web.middleware import auth_middleware, gateway_middleware
+from authproxy.web.status_pages import healthz, list_models, readyz
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

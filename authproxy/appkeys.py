@@ -7,20 +7,20 @@ from collections.abc import Sequence
 import aiohttp
 from aiohttp import web
 
-from authproxy.accounting import UsageWriter
-from authproxy.auth import Authenticator
-from authproxy.auth_throttle import AuthThrottle
-from authproxy.client_address import ClientAddress
-from authproxy.config import Config
-from authproxy.forward import Forwarder, Outcome
-from authproxy.key_index import KeyIndex
-from authproxy.metrics import GatewayMetrics
-from authproxy.policy import Policy
-from authproxy.principal import Principal
-from authproxy.quota import QuotaBook
+from authproxy.auth.authenticate import Authenticator
+from authproxy.auth.client_address import ClientAddress
+from authproxy.auth.key_index import KeyIndex
+from authproxy.auth.policy import Policy
+from authproxy.auth.principal import Principal
+from authproxy.config.schema import Config
+from authproxy.limits.quota import QuotaBook
+from authproxy.limits.throttle import AuthThrottle
+from authproxy.metrics.registry import GatewayMetrics
+from authproxy.proxy.accounting import UsageWriter
+from authproxy.proxy.forward import Forwarder, Outcome
 from authproxy.store.base import Store
-from authproxy.store_watch import StoreWatch
-from authproxy.upstreams import ModelCatalog
+from authproxy.store.watch import StoreWatch
+from authproxy.upstreams.catalog import ModelCatalog
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from authproxy.whole_number import whole_number
+from authproxy.text import whole_number
 
 MAX_DURATION = 100 * 365 * 86400  # beyond this, dates are past what can be printed
 

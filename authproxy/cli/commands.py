@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 
-from authproxy.admin import QUOTA_FIELDS, AdminError, AdminService
+from authproxy.admin.service import QUOTA_FIELDS, AdminError, AdminService
+from authproxy.auth.keys import KeyHasher
+from authproxy.auth.secret import load_or_create_secret
 from authproxy.cli.output import as_json, table, when
 from authproxy.clock import now, parse_duration
-from authproxy.config import Config
-from authproxy.keys import KeyHasher
-from authproxy.quota import Limits
-from authproxy.secret import load_or_create_secret
+from authproxy.config.schema import Config
+from authproxy.limits.quota import Limits
 from authproxy.store import open_store
 from authproxy.store.records import UNLIMITED, ApiKey
-from authproxy.whole_number import whole_number
+from authproxy.text import whole_number
 
 
 def _actor() -> str:

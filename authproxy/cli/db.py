@@ -7,9 +7,9 @@ import argparse
 import sys
 from typing import Any
 
-from authproxy.admin import AdminError
-from authproxy.config import Config
-from authproxy.secret import load_or_create_secret
+from authproxy.admin.service import AdminError
+from authproxy.auth.secret import load_or_create_secret
+from authproxy.config.schema import Config
 from authproxy.store import is_postgres_url, open_store
 from authproxy.store.dispatch import check_secret
 

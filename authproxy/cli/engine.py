@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from authproxy.engine_profiles import (
+from authproxy.engines.profile import (
     EngineProfileError,
     Profile,
     Rendered,
@@ -22,8 +22,8 @@ from authproxy.engine_profiles import (
     load_profile,
     render,
 )
-from authproxy.engine_runner import EngineRunner, resolve_binary
-from authproxy.engine_service import launchd_agent, systemd_unit
+from authproxy.engines.runner import EngineRunner, resolve_binary
+from authproxy.engines.units import launchd_agent, systemd_unit
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
-from authproxy.admin import AdminError
+from authproxy.admin.service import AdminError
+from authproxy.auth.secret import SecretFileError
 from authproxy.cli import commands, db, engine, engine_init, login_commands
-from authproxy.config import Config
-from authproxy.config_load import ConfigError, load_config
-from authproxy.secret import SecretFileError
+from authproxy.config.load import ConfigError, load_config
+from authproxy.config.schema import Config
 from authproxy.store.base import StoreError
 
 
@@ -169,8 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ok: {len(config.upstreams)} upstream(s), roles {', '.join(config.roles)}")
         return 0
     if args.command == "serve":
-        from authproxy.listen import ListenError
         from authproxy.serve import serve
+        from authproxy.web.listen import ListenError
 
         try:
             serve(config)

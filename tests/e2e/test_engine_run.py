@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.engine_profiles import load_profile, render
+from authproxy.engines.profile import load_profile, render
 
 from .llama_server import find_llama_server, free_port
 

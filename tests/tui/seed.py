@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from authproxy import admin as admin_module
+from authproxy.admin import service as admin_module
 from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.config.schema import Config
 from authproxy.store import Store, open_store, sqlite_login, sqlite_users
 from authproxy.store.records import AuditEntry, UsageRow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authproxy.admin_reports import build_dashboard
+from authproxy.admin.reports import build_dashboard
 from authproxy.store import open_store
 from authproxy.store.records import AuditEntry, UsageRow
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from authproxy.metrics import OTHER, GatewayMetrics, LabelCap
-from authproxy.metrics_http import is_direct_local, names_loopback
+from authproxy.metrics.endpoint import is_direct_local, names_loopback
+from authproxy.metrics.registry import OTHER, GatewayMetrics, LabelCap
 from authproxy.store.records import UsageRow
 
 ROW = UsageRow(

@@ -7,12 +7,12 @@ import json
 from collections import Counter
 from typing import cast
 
-from authproxy.config import Quotas
-from authproxy.endpoints import FORWARDED
-from authproxy.request_body import for_engine, prepare
+from authproxy.config.schema import Quotas
+from authproxy.proxy.endpoints import FORWARDED
+from authproxy.proxy.request_body import for_engine, prepare
 from authproxy.store.base import Store
 from authproxy.store.records import ModelSetting
-from authproxy.upstreams import ModelCatalog, Upstream
+from authproxy.upstreams.catalog import ModelCatalog, Upstream
 
 
 class SwitchStore:

@@ -1,0 +1,3 @@
+"""The admin service shared by the CLI, the TUI and the account page, and the reports it
+draws on.
+"""

@@ -1,0 +1,1 @@
+"""The configuration: its typed models (`schema`, `login`) and how a file becomes one (`load`)."""

@@ -1,0 +1,3 @@
+"""Launch profiles for inference engines: rendering one, running it, and wrapping it in a service
+unit.
+"""

@@ -1,0 +1,3 @@
+"""The browser pages: sign-in (password and OIDC), sign-out, the account page, their templates, and
+what they share.
+"""

@@ -1,0 +1,76 @@
+"""Wiring for browser login: sessions, CSRF, passwords, the OIDC client, and their routes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from authproxy import appkeys as K
+from authproxy.auth.authenticate import Authenticator
+from authproxy.auth.csrf import CsrfTokens
+from authproxy.auth.keys import KeyHasher
+from authproxy.auth.secret import load_or_create_secret
+from authproxy.auth.sessions import SessionAuthenticator, SessionManager
+from authproxy.login import account_page, oidc_pages, password_pages
+from authproxy.login.context import BROWSER, BrowserAuth
+from authproxy.login.html import redirect
+from authproxy.login.limiter import LoginLimiter
+from authproxy.login.passwords import PasswordVerifier
+from authproxy.oidc.bearer import JwtAuthenticator
+from authproxy.oidc.client import OidcClient
+from authproxy.oidc.users import OidcUsers
+
+
+def _subkey(secret: bytes, purpose: str) -> bytes:
+    return hmac.new(secret, f"authproxy {purpose} v1".encode(), hashlib.sha256).digest()
+
+
+async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the store: add the session (and optional IdP JWT) authenticators to the chain."""
+    config = app[K.CONFIG]
+    store = app[K.STORE]
+    secret = load_or_create_secret(config.secret_path)
+    hasher = KeyHasher(secret=secret)
+    sessions = SessionManager(
+        store=store, settings=config.sessions, client_address=app[K.CLIENT_ADDRESS]
+    )
+    chain: list[Authenticator] = [*app[K.AUTHENTICATORS], SessionAuthenticator(sessions)]
+    async with aiohttp.ClientSession(trust_env=True) as http:
+        oidc = users = None
+        if config.oidc is not None:
+            oidc = OidcClient(settings=config.oidc, session=http)
+            users = OidcUsers(store=store, config=config, hasher=hasher)
+            if config.oidc.accept_bearer_tokens:
+                chain.append(JwtAuthenticator(oidc=oidc, users=users))
+        app[BROWSER] = BrowserAuth(
+            sessions=sessions,
+            csrf=CsrfTokens(secret=_subkey(secret, "csrf")),
+            hasher=hasher,
+            limiter=LoginLimiter(config.password_login),
+            passwords=PasswordVerifier(),
+            password_login=config.password_login.enabled,
+            oidc=oidc,
+            oidc_users=users,
+        )
+        app[K.AUTHENTICATORS] = tuple(chain)
+        yield
+
+
+async def _root(request: web.Request) -> web.Response:
+    return redirect("/account")
+
+
+def add_browser_routes(app: web.Application) -> None:
+    app.router.add_get("/", _root)
+    app.router.add_get("/auth/login", password_pages.get_login)
+    app.router.add_post("/auth/login", password_pages.post_login)
+    app.router.add_post("/auth/logout", password_pages.post_logout)
+    app.router.add_get("/auth/oidc", oidc_pages.start)
+    app.router.add_get("/auth/callback", oidc_pages.callback)
+    app.router.add_get("/account", account_page.show)
+    app.router.add_post("/account/keys", account_page.create_key)
+    app.router.add_post("/account/keys/revoke", account_page.revoke_key)

@@ -1,0 +1,1 @@
+"""Prometheus metrics: the registry the request path records into, and /metrics."""

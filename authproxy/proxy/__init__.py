@@ -1,0 +1,4 @@
+"""The request path after authentication, in order: the forwarded endpoints, checking the body,
+authorizing the model, the quota, forwarding with failover, relaying the answer, reading its
+usage and accounting for it.
+"""

@@ -1,0 +1,3 @@
+"""The engines behind the gateway: which serves which model, their health, model discovery, the
+background monitor, and the admin's view of them.
+"""
