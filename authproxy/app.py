@@ -82,7 +82,6 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         aiohttp.ClientSession(connector=connector, **options) as session,
         aiohttp.ClientSession(connector=fresh_connector, **options) as fresh_session,
     ):
-        app[K.SESSION] = session
         app[K.FORWARDER] = Forwarder(
             session=session,
             fresh_session=fresh_session,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from authproxy import appkeys as K
 from authproxy.auth.client_address import ClientAddress
 from authproxy.auth.principal import Principal
 from authproxy.clock import now
@@ -38,9 +39,6 @@ def digest(token: str) -> bytes:
 class BrowserSession:
     record: Session
     token: str  # the cookie value: the CSRF tokens of this session are derived from it
-
-
-CURRENT = web.RequestKey("browser_session", BrowserSession)
 
 
 class SessionManager:
@@ -148,7 +146,7 @@ class SessionAuthenticator:
                 "your browser session has ended; sign in again at /auth/login",
                 code="session_expired",
             )
-        request[CURRENT] = BrowserSession(record, token)
+        request[K.BROWSER_SESSION] = BrowserSession(record, token)
         return Principal(
             user_id=record.user_id,
             user_name=record.user_name,

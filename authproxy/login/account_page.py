@@ -17,10 +17,10 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.admin.service import AdminError, AdminService
 from authproxy.auth.csrf import FIELD
-from authproxy.auth.sessions import CURRENT, BrowserSession
+from authproxy.auth.sessions import BrowserSession
 from authproxy.clock import now, parse_duration
 from authproxy.limits.quota import Limits
-from authproxy.login.context import BROWSER, audit, read_form
+from authproxy.login.context import audit, read_form
 from authproxy.login.html import EMPTY, Safe, esc, join, message_page, page, redirect, render
 from authproxy.store.records import ApiKey
 from authproxy.text import whole_number
@@ -32,7 +32,7 @@ LOGIN = "/auth/login?next=/account"
 
 
 def _admin(request: web.Request, session: BrowserSession) -> AdminService:
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     return AdminService(
         store=request.app[K.STORE],
         hasher=browser.hasher,
@@ -136,7 +136,7 @@ async def _render(
     notice: Safe = EMPTY,
     status: int = 200,
 ) -> web.Response:
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     record = session.record
     # The quota book's own counters: what this gateway enforces, without a query over usage.
     quotas = request.app[K.QUOTAS]
@@ -174,7 +174,7 @@ async def _render(
 
 
 def _session(request: web.Request) -> BrowserSession | None:
-    return request.get(CURRENT)
+    return request.get(K.BROWSER_SESSION)
 
 
 async def show(request: web.Request) -> web.Response:
@@ -189,7 +189,7 @@ async def show(request: web.Request) -> web.Response:
 
 async def _checked_form(request: web.Request, session: BrowserSession) -> dict[str, str] | None:
     form = await read_form(request)
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     if not browser.csrf.check(session.token, PURPOSE, form.get(FIELD)):
         audit(request, session.record.user_name, "auth.failed", None, "reason=csrf via=account")
         return None

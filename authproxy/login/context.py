@@ -72,9 +72,6 @@ class BrowserAuth:
         response.del_cookie(self.login_cookie, path="/auth")
 
 
-BROWSER = web.AppKey("browser_auth", BrowserAuth)
-
-
 # A path and query of printable URL characters (RFC 3986 unreserved, sub-delims, ":@/?%"):
 # no control character, space, backslash or non-ASCII, which a Location header cannot carry
 # (aiohttp drops the connection on a control character) or browsers read in their own ways.

@@ -19,7 +19,7 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.auth.sessions import LOGIN_FLOW_TTL, digest
 from authproxy.clock import now
-from authproxy.login.context import BROWSER, BrowserAuth, audit, safe_next
+from authproxy.login.context import BrowserAuth, audit, safe_next
 from authproxy.login.html import message_page, redirect
 from authproxy.oidc.client import OidcClient, OidcError
 from authproxy.oidc.users import LoginRefused
@@ -32,7 +32,7 @@ def _refused(request: web.Request, reason: str, text: str, status: int = 400) ->
 
 
 async def start(request: web.Request) -> web.Response:
-    browser: BrowserAuth = request.app[BROWSER]
+    browser: BrowserAuth = request.app[K.BROWSER]
     if browser.oidc is None:
         return message_page("Single sign-on is off", "Use the password form.", status=404)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -66,7 +66,7 @@ async def _claims(oidc: OidcClient, code: str, flow: LoginFlow) -> dict[str, Any
 
 
 async def callback(request: web.Request) -> web.Response:
-    browser: BrowserAuth = request.app[BROWSER]
+    browser: BrowserAuth = request.app[K.BROWSER]
     oidc, users = browser.oidc, browser.oidc_users
     if oidc is None or users is None:
         return message_page("Single sign-on is off", "Use the password form.", status=404)

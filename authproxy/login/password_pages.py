@@ -9,7 +9,7 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.auth.csrf import FIELD
-from authproxy.login.context import BROWSER, BrowserAuth, audit, read_form, safe_next
+from authproxy.login.context import BrowserAuth, audit, read_form, safe_next
 from authproxy.login.html import Safe, esc, message_page, page, redirect, render
 from authproxy.store.base import NotFoundError
 
@@ -34,7 +34,7 @@ def login_page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     if browser.oidc is None and not browser.password_login:
         return message_page(
             "Sign-in is not set up",
@@ -70,7 +70,7 @@ def login_page(
 
 
 async def get_login(request: web.Request) -> web.Response:
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     next_path = safe_next(request.query.get("next"))
     token = browser.sessions.token(request)
     if token is not None and await browser.sessions.resolve(token) is not None:
@@ -81,7 +81,7 @@ async def get_login(request: web.Request) -> web.Response:
 
 async def post_login(request: web.Request) -> web.Response:
     """The password form: CSRF, rate limits, argon2id off the loop, then a fresh session."""
-    browser: BrowserAuth = request.app[BROWSER]
+    browser: BrowserAuth = request.app[K.BROWSER]
     if not browser.password_login:
         return message_page("Password login is off", "Use single sign-on.", status=404)
     form = await read_form(request)
@@ -144,7 +144,7 @@ async def post_login(request: web.Request) -> web.Response:
 
 async def post_logout(request: web.Request) -> web.Response:
     """End the session at once (the row is deleted) and clear the cookie."""
-    browser = request.app[BROWSER]
+    browser = request.app[K.BROWSER]
     token = browser.sessions.token(request)
     form = await read_form(request)
     record = await browser.sessions.resolve(token) if token is not None else None

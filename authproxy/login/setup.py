@@ -16,7 +16,7 @@ from authproxy.auth.keys import KeyHasher
 from authproxy.auth.secret import load_or_create_secret
 from authproxy.auth.sessions import SessionAuthenticator, SessionManager
 from authproxy.login import account_page, oidc_pages, password_pages
-from authproxy.login.context import BROWSER, BrowserAuth
+from authproxy.login.context import BrowserAuth
 from authproxy.login.html import redirect
 from authproxy.login.limiter import LoginLimiter
 from authproxy.login.passwords import PasswordVerifier
@@ -46,7 +46,7 @@ async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
             users = OidcUsers(store=store, config=config, hasher=hasher)
             if config.oidc.accept_bearer_tokens:
                 chain.append(JwtAuthenticator(oidc=oidc, users=users))
-        app[BROWSER] = BrowserAuth(
+        app[K.BROWSER] = BrowserAuth(
             sessions=sessions,
             csrf=CsrfTokens(secret=_subkey(secret, "csrf")),
             hasher=hasher,

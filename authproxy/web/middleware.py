@@ -27,7 +27,6 @@ from authproxy.errors import (
     PayloadTooLarge,
     RateLimited,
 )
-from authproxy.login.context import BROWSER
 from authproxy.metrics.endpoint import anonymous_scrape
 from authproxy.proxy.endpoints import KNOWN_PATHS, PAGE_PATHS, PUBLIC_PATHS
 from authproxy.proxy.forward import Outcome
@@ -186,7 +185,7 @@ def _to_login(request: web.Request, path: str) -> web.Response:
         status=303,
         headers={"Location": f"/auth/login?next={target}", "Cache-Control": "no-store"},
     )
-    sessions = request.app[BROWSER].sessions
+    sessions = request.app[K.BROWSER].sessions
     if sessions.token(request) is not None:
         sessions.clear_cookie(request, response)
     return response
