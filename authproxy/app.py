@@ -25,12 +25,13 @@ from authproxy.proxy.accounting import UsageWriter
 from authproxy.proxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
 from authproxy.proxy.forward import Forwarder
 from authproxy.proxy.handlers import make_handler
+from authproxy.proxy.models_list import list_models
 from authproxy.store import open_store
 from authproxy.store.watch import StoreWatch
 from authproxy.upstreams.catalog import ModelCatalog, Upstream
 from authproxy.upstreams.monitor import UpstreamMonitor
 from authproxy.web.middleware import auth_middleware, gateway_middleware
-from authproxy.web.status_pages import healthz, list_models, readyz
+from authproxy.web.status_pages import healthz, readyz
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -24,7 +24,8 @@ from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.headers import client_response_headers, upstream_request_headers
 from authproxy.proxy.request_body import PreparedRequest
-from authproxy.proxy.usage import SseRelay, Tokens, usage_from_body
+from authproxy.proxy.sse_relay import SseRelay
+from authproxy.proxy.usage import Tokens, usage_from_body
 from authproxy.upstreams.catalog import Upstream
 
 log = logging.getLogger("authproxy.forward")
