@@ -24,15 +24,30 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, Self, TypeVar
 
 from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.config.schema import Quotas, Role
 from authproxy.errors import RateLimited
 from authproxy.limits.windows import CalendarWindows
-from authproxy.proxy.request_body import PreparedRequest, with_limit
 from authproxy.store.base import Store
 from authproxy.store.records import UNLIMITED, QuotaOverride
+
+
+class Reservable(Protocol):
+    """What a request reserves tokens by (the request path's ``PreparedRequest``)."""
+
+    @property
+    def prompt_estimate(self) -> int: ...  # an upper bound of the engine's prompt count
+    @property
+    def outputs(self) -> int: ...  # completions it may generate (0: it generates nothing)
+    @property
+    def reserved_output(self) -> int: ...  # its output limit times its outputs
+    def with_limit(self, limit: int) -> Self: ...  # the same with a lower limit per output
+
+
+R = TypeVar("R", bound=Reservable)
 
 
 class QuotaRefused(RateLimited):
@@ -86,7 +101,7 @@ class _Counters:
     reserved: int = 0
 
 
-class Admission:
+class Admission(Generic[R]):
     """One admitted request's hold on its user's counters; ``settle`` exactly once."""
 
     __slots__ = ("_book", "_counters", "_settled", "prepared", "reserved", "user_id")
@@ -98,7 +113,7 @@ class Admission:
         counters: _Counters,
         user_id: int,
         reserved: int,
-        prepared: PreparedRequest,
+        prepared: R,
     ) -> None:
         self._book = book
         self._counters = counters
@@ -170,7 +185,7 @@ class QuotaBook:
 
     # -- admission --------------------------------------------------------------------------
 
-    def admit(self, principal: Principal, prepared: PreparedRequest) -> Admission:
+    def admit(self, principal: Principal, prepared: R) -> Admission[R]:
         """Admit or raise 429; never awaits, so checks and reservation are one atomic step."""
         limits = self.limits(principal)
         c = self._counters.setdefault(principal.user_id, _Counters())
@@ -204,9 +219,7 @@ class QuotaBook:
             prepared=prepared,
         )
 
-    def _reserve(
-        self, c: _Counters, limits: Limits, prepared: PreparedRequest
-    ) -> tuple[int, PreparedRequest]:
+    def _reserve(self, c: _Counters, limits: Limits, prepared: R) -> tuple[int, R]:
         t = now()
         self._roll(c, t)
         remaining: int | None = None
@@ -239,5 +252,5 @@ class QuotaBook:
                 reason=f"tokens_{tightest}",
                 headers={"Retry-After": str(max(1, math.ceil(retry_at - t)))},
             )
-        clamped = with_limit(prepared, per_output)
+        clamped = prepared.with_limit(per_output)
         return prompt + clamped.reserved_output, clamped

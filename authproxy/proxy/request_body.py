@@ -56,6 +56,10 @@ class PreparedRequest:
     def reserved_output(self) -> int:
         return self.limit * self.outputs
 
+    def with_limit(self, limit: int) -> PreparedRequest:
+        """The same request with a lower output limit per output (quota clamping)."""
+        return replace(self, limit=limit)
+
 
 def _check_keys(obj: Mapping[str, Any], where: str, guarded: Mapping[str, str]) -> None:
     """No two keys that differ only in case, and no other spelling of a guarded name."""
@@ -142,11 +146,6 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
         rest=rest,
         fixed=fixed,
     )
-
-
-def with_limit(prepared: PreparedRequest, limit: int) -> PreparedRequest:
-    """The same request with a lower output limit per output (quota clamping)."""
-    return replace(prepared, limit=limit)
 
 
 def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
