@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, Self, TypeVar
 
 from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.config.schema import Quotas, Role
 from authproxy.errors import RateLimited
+from authproxy.limits.sliding_window import Hit, SlidingWindow
 from authproxy.limits.windows import CalendarWindows
 from authproxy.store.base import Store
 from authproxy.store.records import UNLIMITED, QuotaOverride
@@ -93,7 +93,6 @@ def resolve_limits(role: Role | None, override: QuotaOverride | None) -> Limits:
 @dataclass(slots=True)
 class _Counters:
     concurrent: int = 0
-    recent: deque[float] = field(default_factory=deque)  # monotonic times, last 60 s
     day_end: float = 0.0
     day_used: int = 0
     month_end: float = 0.0
@@ -140,6 +139,7 @@ class QuotaBook:
         self._windows = CalendarWindows(timezone=settings.timezone)
         self._overrides: dict[int, QuotaOverride] = {}
         self._counters: dict[int, _Counters] = {}
+        self._rpm = SlidingWindow[int](window=60.0)  # each user's admitted requests
 
     # -- state ------------------------------------------------------------------------------
 
@@ -191,10 +191,9 @@ class QuotaBook:
         c = self._counters.setdefault(principal.user_id, _Counters())
         mono = time.monotonic()
         if limits.requests_per_minute is not None:
-            while c.recent and c.recent[0] <= mono - 60:
-                c.recent.popleft()
-            if len(c.recent) >= limits.requests_per_minute:
-                wait = math.ceil(c.recent[0] + 60 - mono)
+            recent = self._rpm.recent(principal.user_id, mono)
+            if len(recent) >= limits.requests_per_minute:
+                wait = math.ceil(recent[0].at + self._rpm.window - mono)
                 raise QuotaRefused(
                     f"rate limit: {limits.requests_per_minute} requests per minute",
                     reason="rpm",
@@ -208,7 +207,7 @@ class QuotaBook:
             )
         reservation, prepared = self._reserve(c, limits, prepared)
         if limits.requests_per_minute is not None:
-            c.recent.append(mono)
+            self._rpm.add(principal.user_id, Hit(mono))
         c.concurrent += 1
         c.reserved += reservation
         return Admission(

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from typing import Protocol
 
 from authproxy.clock import now
 from authproxy.config.schema import AuthThrottle as Settings
 from authproxy.errors import RateLimited
+from authproxy.limits.sliding_window import Hit, SlidingWindow
 from authproxy.store.records import AuditEntry
 
 MAX_TRACKED = 100_000
@@ -31,7 +31,9 @@ class AuthThrottle:
     def __init__(self, *, settings: Settings, audit: AuditSink) -> None:
         self._settings = settings
         self._audit = audit
-        self._failures: dict[str, deque[float]] = {}
+        self._failures = SlidingWindow[str](
+            window=settings.window, max_keys=MAX_TRACKED, evict=MAX_TRACKED // 2
+        )
         self._blocked_until: dict[str, float] = {}
 
     def check(self, address: str) -> None:
@@ -50,16 +52,10 @@ class AuthThrottle:
 
     def failed(self, address: str, *, reason: str, key_prefix: str | None) -> None:
         mono = time.monotonic()
-        window = self._failures.get(address)
-        if window is None:
-            if len(self._failures) >= MAX_TRACKED:
-                self._forget_old(mono)
-            window = self._failures[address] = deque()
-        while window and window[0] <= mono - self._settings.window:
-            window.popleft()
-        window.append(mono)
+        self._failures.add(address, Hit(mono))
+        failures = len(self._failures.recent(address, mono))
         detail = f"reason={reason}" + (f" key={key_prefix}" if key_prefix else "")
-        if len(window) < self._settings.max_failures:
+        if failures < self._settings.max_failures:
             self._audit.audit(AuditEntry(now(), "anonymous", "auth.failed", None, detail, address))
             return
         if self._settings.block > 0:
@@ -70,17 +66,9 @@ class AuthThrottle:
                     "gateway",
                     "auth.blocked",
                     address,
-                    f"{len(window)} failures in {self._settings.window:g}s;"
+                    f"{failures} failures in {self._settings.window:g}s;"
                     f" blocked {self._settings.block:g}s",
                     address,
                 )
             )
-        del self._failures[address]
-
-    def _forget_old(self, mono: float) -> None:
-        horizon = mono - self._settings.window
-        for address in [a for a, w in self._failures.items() if not w or w[-1] <= horizon]:
-            del self._failures[address]
-        if len(self._failures) >= MAX_TRACKED:  # still full: a wide flood; drop the oldest half
-            for address in list(self._failures)[: MAX_TRACKED // 2]:
-                del self._failures[address]
+        self._failures.clear(address)
