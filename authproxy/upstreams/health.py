@@ -61,18 +61,54 @@ class HealthState:
         return True
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeResult:
+    """One GET of an engine's health path: the status it answered, or why none came back."""
+
+    timeout: float
+    status: int | None = None
+    error: TimeoutError | aiohttp.ClientError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Only 2xx counts: llama-server answers 503 while it loads its model."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def problem(self) -> str | None:
+        """Why the check failed, as the gateway logs it (None: it passed)."""
+        if self.ok:
+            return None
+        if self.status is not None:
+            return f"health check answered HTTP {self.status}"
+        if isinstance(self.error, TimeoutError):
+            return f"health check got no answer within {self.timeout:g}s"
+        return f"health check failed: {self.error or type(self.error).__name__}"
+
+    @property
+    def detail(self) -> str:
+        """A word or two for the admin's table: ok, HTTP 503, timed out, connection refused."""
+        if self.ok:
+            return "ok"
+        if self.status is not None:
+            return f"HTTP {self.status}"
+        if isinstance(self.error, TimeoutError):
+            return "timed out"
+        if isinstance(self.error, aiohttp.ClientConnectorError):
+            return "connection refused"
+        return type(self.error).__name__
+
+
 async def probe(
     session: aiohttp.ClientSession,
     url: str,
     *,
     headers: dict[str, str],
     timeout: float,
-) -> str | None:
-    """GET the engine's health path: None when it answers 2xx, else why not.
-
-    llama-server answers 503 while it loads its model, so only 2xx counts; redirects are
-    never followed (a redirecting health path is a misconfiguration, not health).
-    """
+) -> ProbeResult:
+    """GET the engine's health path, once; redirects are never followed (a redirecting
+    health path is a misconfiguration, not health). The gateway's monitor and the admin's
+    status both ask through here."""
     try:
         async with session.get(
             url,
@@ -80,10 +116,6 @@ async def probe(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as resp:
-            if 200 <= resp.status < 300:
-                return None
-            return f"health check answered HTTP {resp.status}"
-    except TimeoutError:
-        return f"health check got no answer within {timeout:g}s"
-    except aiohttp.ClientError as exc:
-        return f"health check failed: {exc or type(exc).__name__}"
+            return ProbeResult(timeout=timeout, status=resp.status)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return ProbeResult(timeout=timeout, error=exc)

@@ -38,12 +38,13 @@ class UpstreamMonitor:
         """One active check. An upstream whose model list could not be read stays out until
         the list is read again, so a check re-reads it (a broken API behind a healthy
         ``/health``, e.g. a wrong upstream key, must not flap back into rotation)."""
-        problem = await probe(
+        checked = await probe(
             self._session,
             upstream.url + upstream.health_path,
             headers=upstream.auth_headers(),
             timeout=self._checks.timeout,
         )
+        problem = checked.problem
         if problem is None and upstream.discover and upstream.discovery_failed:
             if await discover(self._session, upstream, self._checks.timeout):
                 self._catalog.rebuild()

@@ -15,6 +15,7 @@ from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
 from authproxy.upstreams.catalog import Upstream
 from authproxy.upstreams.discovery import discover
+from authproxy.upstreams.health import probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +43,16 @@ class ModelOverview:
     unreachable: list[str]  # discovering upstreams that did not answer
 
 
-async def _probe(session: aiohttp.ClientSession, u: Upstream, timeout: float) -> UpstreamHealth:
-    try:
-        async with session.get(
-            u.url + u.health_path,
-            headers=u.auth_headers(),
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as resp:
-            up = 200 <= resp.status < 300  # llama-server answers 503 while it loads
-            detail = "ok" if up else f"HTTP {resp.status}"
-    except TimeoutError:
-        up, detail = False, "timed out"
-    except aiohttp.ClientConnectorError:
-        up, detail = False, "connection refused"
-    except aiohttp.ClientError as exc:
-        up, detail = False, type(exc).__name__
-    return UpstreamHealth(u.name, u.url, up, detail)
+async def _health(session: aiohttp.ClientSession, u: Upstream, timeout: float) -> UpstreamHealth:
+    checked = await probe(session, u.url + u.health_path, headers=u.auth_headers(), timeout=timeout)
+    return UpstreamHealth(u.name, u.url, checked.ok, checked.detail)
 
 
 async def upstream_health(config: Config, *, timeout: float = 2.0) -> list[UpstreamHealth]:
     """One GET of each upstream's health path, all at once."""
     upstreams = [Upstream.from_config(u) for u in config.upstreams]
     async with aiohttp.ClientSession() as session:
-        return list(await asyncio.gather(*(_probe(session, u, timeout) for u in upstreams)))
+        return list(await asyncio.gather(*(_health(session, u, timeout) for u in upstreams)))
 
 
 async def model_overview(
