@@ -9,12 +9,11 @@ import aiohttp
 from aiohttp import web
 
 from authproxy import appkeys as K
+from authproxy.admin.entry import open_services
 from authproxy.auth.authenticate import ApiKeyAuthenticator
 from authproxy.auth.client_address import ClientAddress
 from authproxy.auth.key_index import KeyIndex
-from authproxy.auth.keys import KeyHasher
 from authproxy.auth.policy import Policy
-from authproxy.auth.secret import load_or_create_secret
 from authproxy.config.schema import Config
 from authproxy.limits.quota import QuotaBook
 from authproxy.limits.throttle import AuthThrottle
@@ -26,7 +25,6 @@ from authproxy.proxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
 from authproxy.proxy.forward import Forwarder
 from authproxy.proxy.handlers import make_handler
 from authproxy.proxy.models_list import list_models
-from authproxy.store import open_store
 from authproxy.store.watch import StoreWatch
 from authproxy.upstreams.catalog import ModelCatalog, Upstream
 from authproxy.upstreams.monitor import UpstreamMonitor
@@ -35,33 +33,33 @@ from authproxy.web.status_pages import healthz, readyz
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The store and what reads it (key index, model switches, quota book), kept current by
+    one StoreWatch; closed last."""
     config = app[K.CONFIG]
-    secret = load_or_create_secret(config.secret_path)
-    store = await open_store(config.store_location, secret=secret)
-    app[K.STORE] = store
-    index = KeyIndex(store=store, hasher=KeyHasher(secret=secret))
-    catalog = ModelCatalog(
-        upstreams=[Upstream.from_config(u) for u in config.upstreams],
-        store=store,
-        aliases=config.model_aliases,
-    )
-    quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
-    await quotas.rebuild()
-    watch = StoreWatch(store=store)
-    watch.subscribe(index.reload)
-    watch.subscribe(catalog.reload)
-    watch.subscribe(quotas.reload)
-    app[K.KEY_INDEX] = index
-    app[K.CATALOG] = catalog
-    app[K.QUOTAS] = quotas
-    app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
-    app[K.WATCH] = watch
-    app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
-    try:
+    async with open_services(config) as services:
+        store = services.store
+        app[K.SERVICES] = services
+        app[K.STORE] = store
+        index = KeyIndex(store=store, hasher=services.secret.hasher)
+        catalog = ModelCatalog(
+            upstreams=[Upstream.from_config(u) for u in config.upstreams],
+            store=store,
+            aliases=config.model_aliases,
+        )
+        quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
+        await quotas.rebuild()
+        watch = StoreWatch(store=store)
+        watch.subscribe(index.reload)
+        watch.subscribe(catalog.reload)
+        watch.subscribe(quotas.reload)
+        app[K.KEY_INDEX] = index
+        app[K.CATALOG] = catalog
+        app[K.QUOTAS] = quotas
+        app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
+        app[K.WATCH] = watch
+        app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
         async with watch.running():
             yield
-    finally:
-        await store.close()
 
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from authproxy.admin.entry import Services
     from authproxy.auth.authenticate import Authenticator
     from authproxy.auth.client_address import ClientAddress
     from authproxy.auth.key_index import KeyIndex
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 # -- the application ----------------------------------------------------------------------------
 CONFIG: web.AppKey[Config] = web.AppKey("config")
+SERVICES: web.AppKey[Services] = web.AppKey("services")  # secret, store, admin service
 STORE: web.AppKey[Store] = web.AppKey("store")
 KEY_INDEX: web.AppKey[KeyIndex] = web.AppKey("key_index")
 WATCH: web.AppKey[StoreWatch] = web.AppKey("store_watch")

@@ -3,17 +3,24 @@
 It is the ``secret.key`` file in ``data_dir`` (made by the first ``authproxy init``), or the
 ``AUTHPROXY_SECRET`` environment variable (hex, as in the file, or base64) where several gateways
 share one database and must share the secret too. The variable wins over the file.
+
+``ServerSecret`` is the one place it is loaded from and what is derived from it is made: the
+key hasher, and subkeys for other purposes (the CSRF tokens').
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 import secrets
 import stat
 from pathlib import Path
+
+from authproxy.auth.keys import KeyHasher
 
 SECRET_BYTES = 32
 ENV_SECRET = "AUTHPROXY_SECRET"  # noqa: S105 - the name of the variable
@@ -21,6 +28,23 @@ ENV_SECRET = "AUTHPROXY_SECRET"  # noqa: S105 - the name of the variable
 
 class SecretFileError(Exception):
     pass
+
+
+class ServerSecret:
+    """The server secret, loaded once, and what is derived from it."""
+
+    def __init__(self, *, value: bytes) -> None:
+        self.value = value
+        self.hasher = KeyHasher(secret=value)  # API keys are stored as HMACs under it
+
+    @classmethod
+    def load(cls, path: Path, *, create: bool = True) -> ServerSecret:
+        """``$AUTHPROXY_SECRET``, else the file at ``path`` (made when missing and ``create``)."""
+        return cls(value=load_or_create_secret(path, create=create))
+
+    def subkey(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose``: nothing else is ever keyed with the secret itself."""
+        return hmac.new(self.value, f"authproxy {purpose} v1".encode(), hashlib.sha256).digest()
 
 
 def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:

@@ -32,13 +32,8 @@ LOGIN = "/auth/login?next=/account"
 
 
 def _admin(request: web.Request, session: BrowserSession) -> AdminService:
-    browser = request.app[K.BROWSER]
-    return AdminService(
-        store=request.app[K.STORE],
-        hasher=browser.hasher,
-        config=request.app[K.CONFIG],
-        actor=f"web:{session.record.user_name}",
-        source=request[K.CLIENT],
+    return request.app[K.SERVICES].admin(
+        actor=f"web:{session.record.user_name}", source=request[K.CLIENT]
     )
 
 

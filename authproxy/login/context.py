@@ -20,7 +20,6 @@ from multidict import MultiDictProxy
 
 from authproxy import appkeys as K
 from authproxy.auth.csrf import CsrfTokens
-from authproxy.auth.keys import KeyHasher
 from authproxy.auth.sessions import LOGIN_FLOW_TTL, SessionManager
 from authproxy.clock import now
 from authproxy.errors import BadRequest
@@ -37,7 +36,6 @@ DEFAULT_NEXT = "/account"
 class BrowserAuth:
     sessions: SessionManager
     csrf: CsrfTokens
-    hasher: KeyHasher
     limiter: LoginLimiter
     passwords: PasswordVerifier
     password_login: bool

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,8 +10,6 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.auth.authenticate import Authenticator
 from authproxy.auth.csrf import CsrfTokens
-from authproxy.auth.keys import KeyHasher
-from authproxy.auth.secret import load_or_create_secret
 from authproxy.auth.sessions import SessionAuthenticator, SessionManager
 from authproxy.login import account_page, oidc_pages, password_pages
 from authproxy.login.context import BrowserAuth
@@ -25,16 +21,11 @@ from authproxy.oidc.client import OidcClient
 from authproxy.oidc.users import OidcUsers
 
 
-def _subkey(secret: bytes, purpose: str) -> bytes:
-    return hmac.new(secret, f"authproxy {purpose} v1".encode(), hashlib.sha256).digest()
-
-
 async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store: add the session (and optional IdP JWT) authenticators to the chain."""
     config = app[K.CONFIG]
-    store = app[K.STORE]
-    secret = load_or_create_secret(config.secret_path)
-    hasher = KeyHasher(secret=secret)
+    services = app[K.SERVICES]
+    store = services.store
     sessions = SessionManager(
         store=store, settings=config.sessions, client_address=app[K.CLIENT_ADDRESS]
     )
@@ -43,13 +34,12 @@ async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
         oidc = users = None
         if config.oidc is not None:
             oidc = OidcClient(settings=config.oidc, session=http)
-            users = OidcUsers(store=store, config=config, hasher=hasher)
+            users = OidcUsers(services=services)
             if config.oidc.accept_bearer_tokens:
                 chain.append(JwtAuthenticator(oidc=oidc, users=users))
         app[K.BROWSER] = BrowserAuth(
             sessions=sessions,
-            csrf=CsrfTokens(secret=_subkey(secret, "csrf")),
-            hasher=hasher,
+            csrf=CsrfTokens(secret=services.secret.subkey("csrf")),
             limiter=LoginLimiter(config.password_login),
             passwords=PasswordVerifier(),
             password_login=config.password_login.enabled,

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from authproxy.admin.entry import Services
 from authproxy.admin.service import AdminError, AdminService, valid_user_name
-from authproxy.auth.keys import KeyHasher
 from authproxy.config.login import Oidc as Settings
-from authproxy.config.schema import Config
-from authproxy.store.base import ConflictError, NotFoundError, Store
+from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import User
 
 
@@ -50,17 +49,15 @@ def role_from_claims(settings: Settings, claims: Mapping[str, Any], fallback: st
 
 
 class OidcUsers:
-    def __init__(self, *, store: Store, config: Config, hasher: KeyHasher) -> None:
-        assert config.oidc is not None
-        self._store = store
-        self._config = config
-        self._settings = config.oidc
-        self._hasher = hasher
+    def __init__(self, *, services: Services) -> None:
+        assert services.config.oidc is not None
+        self._services = services
+        self._store = services.store
+        self._config = services.config
+        self._settings = services.config.oidc
 
     def _admin(self, actor: str, source: str) -> AdminService:
-        return AdminService(
-            store=self._store, hasher=self._hasher, config=self._config, actor=actor, source=source
-        )
+        return self._services.admin(actor=actor, source=source)
 
     def username(self, claims: Mapping[str, Any]) -> str:
         """The name a first sign-in gets: ``username_claim``; a provider that sends none (Google
