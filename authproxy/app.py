@@ -17,19 +17,15 @@ from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
 from authproxy.limits.quota import QuotaBook
 from authproxy.limits.throttle import AuthThrottle
-from authproxy.login.setup import add_browser_routes, browser_ctx
-from authproxy.metrics.endpoint import metrics
+from authproxy.login.setup import browser_ctx
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.accounting import UsageWriter
-from authproxy.proxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
 from authproxy.proxy.forward import Forwarder
-from authproxy.proxy.handlers import make_handler
-from authproxy.proxy.models_list import list_models
 from authproxy.store.watch import StoreWatch
 from authproxy.upstreams.catalog import ModelCatalog, Upstream
 from authproxy.upstreams.monitor import UpstreamMonitor
 from authproxy.web.middleware import auth_middleware, gateway_middleware
-from authproxy.web.status_pages import healthz, readyz
+from authproxy.web.routes import add_routes
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -121,11 +117,5 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(browser_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_usage_ctx)
-    for path, endpoint in FORWARDED.items():
-        app.router.add_post(path, make_handler(endpoint))
-    app.router.add_get(MODELS_PATH, list_models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get(METRICS_PATH, metrics)
-    add_browser_routes(app)
+    add_routes(app)
     return app

@@ -14,7 +14,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy.config.schema import Config
-from authproxy.proxy.endpoints import METRICS_PATH
+from authproxy.metrics.endpoint import METRICS_PATH
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped away)
 

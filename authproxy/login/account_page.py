@@ -172,6 +172,11 @@ def _session(request: web.Request) -> BrowserSession | None:
     return request.get(K.BROWSER_SESSION)
 
 
+async def home(request: web.Request) -> web.Response:
+    """``/``: a signed-in browser's home is its account page."""
+    return redirect("/account")
+
+
 async def show(request: web.Request) -> web.Response:
     session = _session(request)
     if session is None:

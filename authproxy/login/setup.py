@@ -1,4 +1,5 @@
-"""Wiring for browser login: sessions, CSRF, passwords, the OIDC client, and their routes."""
+"""Wiring for browser login: sessions, CSRF, passwords, the OIDC client (their routes are in
+the URL table, ``web/routes.py``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from authproxy import appkeys as K
 from authproxy.auth.authenticate import Authenticator
 from authproxy.auth.csrf import CsrfTokens
 from authproxy.auth.sessions import SessionAuthenticator, SessionManager
-from authproxy.login import account_page, oidc_pages, password_pages
 from authproxy.login.context import BrowserAuth
-from authproxy.login.html import redirect
 from authproxy.login.limiter import LoginLimiter
 from authproxy.login.passwords import PasswordVerifier
 from authproxy.oidc.bearer import JwtAuthenticator
@@ -48,19 +47,3 @@ async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         app[K.AUTHENTICATORS] = tuple(chain)
         yield
-
-
-async def _root(request: web.Request) -> web.Response:
-    return redirect("/account")
-
-
-def add_browser_routes(app: web.Application) -> None:
-    app.router.add_get("/", _root)
-    app.router.add_get("/auth/login", password_pages.get_login)
-    app.router.add_post("/auth/login", password_pages.post_login)
-    app.router.add_post("/auth/logout", password_pages.post_logout)
-    app.router.add_get("/auth/oidc", oidc_pages.start)
-    app.router.add_get("/auth/callback", oidc_pages.callback)
-    app.router.add_get("/account", account_page.show)
-    app.router.add_post("/account/keys", account_page.create_key)
-    app.router.add_post("/account/keys/revoke", account_page.revoke_key)

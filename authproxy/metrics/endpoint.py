@@ -18,8 +18,8 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.errors import AuthenticationFailed, PermissionDenied
-from authproxy.proxy.endpoints import METRICS_PATH
 
+METRICS_PATH = "/metrics"  # where the admin's scraper (admin/gateway_status) finds it too
 # Set by reverse proxies (X-Forwarded-For: Caddy, nginx, Traefik; Forwarded: RFC 7239;
 # X-Real-IP: nginx setups). Any of them means the real client is somewhere else.
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -67,12 +67,12 @@ def is_direct_local(request: web.Request) -> bool:
     return len(hosts) == 1 and names_loopback(hosts[0])
 
 
-def anonymous_scrape(path: str, request: web.Request, failure: AuthenticationFailed) -> bool:
-    """Whether an authentication ``failure`` is a credential-less local scrape of /metrics.
+def anonymous_scrape(request: web.Request, failure: AuthenticationFailed) -> bool:
+    """Whether an authentication ``failure`` on /metrics is a credential-less local scrape.
 
     Only "no credential at all" qualifies: a wrong key is refused even from loopback.
     """
-    return path == METRICS_PATH and failure.code == "missing_api_key" and is_direct_local(request)
+    return failure.code == "missing_api_key" and is_direct_local(request)
 
 
 async def metrics(request: web.Request) -> web.Response:

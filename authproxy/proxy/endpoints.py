@@ -1,4 +1,5 @@
-"""The paths the gateway serves, by raw path. Anything not listed here is refused."""
+"""The forwarded endpoints: the engine APIs the gateway relays, each with its dialect and where
+the reserved output limit goes. The URL table (``web/routes.py``) serves each at its path."""
 
 from __future__ import annotations
 
@@ -27,12 +28,3 @@ FORWARDED: dict[str, Endpoint] = {
         Endpoint("/v1/messages", "anthropic", True, False, output_limits.MESSAGES),
     )
 }
-
-MODELS_PATH = "/v1/models"
-METRICS_PATH = "/metrics"  # admin key, or a direct local scrape without one (metrics_http.py)
-# Browser login: public (they make their own checks: CSRF tokens, state, rate limits).
-AUTH_PATHS = frozenset({"/auth/login", "/auth/oidc", "/auth/callback", "/auth/logout"})
-# Pages for a signed-in browser; without a session they redirect to the sign-in page.
-PAGE_PATHS = frozenset({"/", "/account", "/account/keys", "/account/keys/revoke"})
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *AUTH_PATHS})
-KNOWN_PATHS = frozenset({*FORWARDED, MODELS_PATH, METRICS_PATH, *PUBLIC_PATHS, *PAGE_PATHS})

@@ -28,8 +28,8 @@ from authproxy.errors import (
     RateLimited,
 )
 from authproxy.metrics.endpoint import anonymous_scrape
-from authproxy.proxy.endpoints import KNOWN_PATHS, PAGE_PATHS, PUBLIC_PATHS
 from authproxy.proxy.forward import Outcome
+from authproxy.web.routes import ACCESS
 
 log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
@@ -150,7 +150,8 @@ def _presented_prefix(request: web.Request) -> str | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = raw_path(request)
-    if path in PUBLIC_PATHS:
+    access = ACCESS.get(path)  # None: a path the gateway does not serve
+    if access == "public":
         return await handler(request)
     throttle = request.app[K.AUTH_THROTTLE]
     client = request[K.CLIENT]
@@ -162,18 +163,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         principal = await authenticate(request, request.app[K.AUTHENTICATORS])
     except AuthenticationFailed as exc:
-        if anonymous_scrape(path, request, exc):
+        if access == "scrape" and anonymous_scrape(request, exc):
             return await handler(request)  # a direct local scrape of /metrics, no principal
         request.app[K.METRICS].auth_failed(exc.code)
         if exc.code not in _QUIET_FAILURES:  # guesses count; "sent nothing" and expiry don't
             throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
-        if path in PAGE_PATHS:
+        if access == "page":
             return _to_login(request, path)
         raise
     request[K.PRINCIPAL] = principal
-    if path not in KNOWN_PATHS:
+    if access is None:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
-    if principal.via == "session" and path not in PAGE_PATHS:  # pages check CSRF tokens
+    if principal.via == "session" and access != "page":  # pages check CSRF tokens
         require_same_origin(request, tls=request.app[K.CLIENT_ADDRESS].came_over_tls(request))
     return await handler(request)
 
