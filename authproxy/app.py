@@ -22,7 +22,7 @@ from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.accounting import UsageWriter
 from authproxy.proxy.forward import Forwarder
 from authproxy.store.watch import StoreWatch
-from authproxy.upstreams.catalog import ModelCatalog, Upstream
+from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.monitor import UpstreamMonitor
 from authproxy.web.middleware import auth_middleware, gateway_middleware
 from authproxy.web.routes import add_routes
@@ -38,7 +38,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[K.STORE] = store
         index = KeyIndex(store=store, hasher=services.secret.hasher)
         catalog = ModelCatalog(
-            upstreams=[Upstream.from_config(u) for u in config.upstreams],
+            upstreams=[UpstreamState.from_config(u) for u in config.upstreams],
             store=store,
             aliases=config.model_aliases,
         )

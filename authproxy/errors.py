@@ -1,7 +1,8 @@
 """The one error tree of the gateway.
 
-Every refusal the gateway makes is a ``GatewayError``; ``middleware.error_middleware`` turns it
-into the OpenAI error shape ``{"error": {"message", "type", "code"}}`` in one place.
+Every refusal the gateway makes is a ``GatewayError``; the outer middleware
+(``web/middleware.py``, ``gateway_middleware``) turns it into the OpenAI error shape
+``{"error": {"message", "type", "code"}}`` in one place.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class SessionManager:
         value = request.cookies.get(self.cookie_name)
         return value if value and value.isascii() else None  # ours are base64url
 
-    async def resolve(self, token: str) -> Session | None:
+    async def live(self, token: str) -> Session | None:
         """The live session for this cookie value, or None (unknown, ended, expired, disabled)."""
         if len(token) > 128:
             return None
@@ -140,7 +140,7 @@ class SessionAuthenticator:
         token = self._manager.token(request)
         if token is None:
             return None
-        record = await self._manager.resolve(token)
+        record = await self._manager.live(token)
         if record is None:
             raise AuthenticationFailed(
                 "your browser session has ended; sign in again at /auth/login",

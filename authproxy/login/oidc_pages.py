@@ -100,7 +100,7 @@ async def callback(request: web.Request) -> web.Response:
     except OidcError as exc:
         return _refused(request, "token_refused", str(exc))
     try:
-        user = await users.resolve(claims, source=request[K.CLIENT])
+        user = await users.user_for(claims, source=request[K.CLIENT])
     except LoginRefused as exc:
         audit(request, "anonymous", "auth.failed", None, f"reason={exc.reason} via=oidc")
         return message_page("Sign-in refused", str(exc), status=403)

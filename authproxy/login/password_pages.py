@@ -73,7 +73,7 @@ async def get_login(request: web.Request) -> web.Response:
     browser = request.app[K.BROWSER]
     next_path = safe_next(request.query.get("next"))
     token = browser.sessions.token(request)
-    if token is not None and await browser.sessions.resolve(token) is not None:
+    if token is not None and await browser.sessions.live(token) is not None:
         return redirect(next_path)
     info = "You are signed out." if "signed_out" in request.query else None
     return login_page(request, next_path=next_path, info=info)
@@ -147,7 +147,7 @@ async def post_logout(request: web.Request) -> web.Response:
     browser = request.app[K.BROWSER]
     token = browser.sessions.token(request)
     form = await read_form(request)
-    record = await browser.sessions.resolve(token) if token is not None else None
+    record = await browser.sessions.live(token) if token is not None else None
     if record is not None and not browser.csrf.check(token, LOGOUT_PURPOSE, form.get(FIELD)):
         return message_page(
             "Sign-out refused",

@@ -4,7 +4,7 @@ One ``GatewayMetrics`` per application, on a registry of its own (never the modu
 so that tests and several apps in one process never clash. The request path calls a handful of
 methods that do no I/O: label children are bound once and kept in dicts, so recording a request
 costs a few dict lookups, counter increments and two histogram observations. Upstream health and
-outstanding requests are read from the catalog's ``Upstream`` objects at scrape time instead of
+outstanding requests are read from the catalog's ``UpstreamState`` objects at scrape time instead of
 being pushed on every change.
 
 Cardinality is bounded by design. Labels carry user names, model names, upstream names, HTTP
@@ -70,7 +70,7 @@ class LabelCap:
 
 
 class UpstreamView(Protocol):
-    """What the upstream collector reads of an ``upstreams.Upstream`` (read-only)."""
+    """What the upstream collector reads of an ``upstreams.catalog.UpstreamState`` (read-only)."""
 
     @property
     def name(self) -> str: ...

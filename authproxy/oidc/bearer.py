@@ -45,7 +45,7 @@ class JwtAuthenticator:
                 f"bearer token cannot be checked now: {exc}", code="invalid_token"
             ) from None
         try:
-            user = await self._users.resolve(claims, source=request[K.CLIENT], sync_role=False)
+            user = await self._users.user_for(claims, source=request[K.CLIENT], sync_role=False)
         except LoginRefused as exc:
             raise AuthenticationFailed(
                 f"bearer token refused: {exc}", code="invalid_token"

@@ -76,7 +76,7 @@ class OidcUsers:
             "no_username_claim",
         )
 
-    async def resolve(
+    async def user_for(
         self, claims: Mapping[str, Any], *, source: str, sync_role: bool = True
     ) -> User:
         """The enabled user these (already verified) claims belong to, or ``LoginRefused``.

@@ -19,7 +19,7 @@ from authproxy.errors import NotFound, UpstreamError
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.forward import EngineUnavailable, Outcome
 from authproxy.proxy.request_body import PreparedRequest, for_engine
-from authproxy.upstreams.catalog import Upstream
+from authproxy.upstreams.catalog import UpstreamState
 
 log = logging.getLogger("authproxy.failover")
 
@@ -48,7 +48,7 @@ async def forward_with_failover(
     catalog = request.app[K.CATALOG]
     forwarder = request.app[K.FORWARDER]
     upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
-    tried: set[Upstream] = set()
+    tried: set[UpstreamState] = set()
     upstream = catalog.pick(prepared.model)
     if upstream is None:
         raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")

@@ -26,7 +26,7 @@ from authproxy.proxy.headers import client_response_headers, upstream_request_he
 from authproxy.proxy.request_body import PreparedRequest
 from authproxy.proxy.sse_relay import SseRelay
 from authproxy.proxy.usage import Tokens, usage_from_body
-from authproxy.upstreams.catalog import Upstream
+from authproxy.upstreams.catalog import UpstreamState
 
 log = logging.getLogger("authproxy.forward")
 
@@ -92,7 +92,7 @@ class Forwarder:
         *,
         endpoint: Endpoint,
         prepared: PreparedRequest,
-        upstream: Upstream,
+        upstream: UpstreamState,
         request_id: str,
         outcome: Outcome,
         started: float,
@@ -132,7 +132,7 @@ class Forwarder:
             if resp is not None:
                 resp.close()  # never back into the pool half-read: the engine sees the close
 
-    def _url(self, upstream: Upstream, endpoint: Endpoint) -> URL:
+    def _url(self, upstream: UpstreamState, endpoint: Endpoint) -> URL:
         """Parsed once per upstream and endpoint: aiohttp takes a URL object as it is."""
         key = (upstream.url, endpoint.path)
         url = self._urls.get(key)
@@ -142,7 +142,7 @@ class Forwarder:
 
     async def _send(
         self,
-        upstream: Upstream,
+        upstream: UpstreamState,
         endpoint: Endpoint,
         prepared: PreparedRequest,
         headers: CIMultiDict[str],
@@ -204,7 +204,7 @@ class Forwarder:
     async def _relay_error(
         self,
         resp: aiohttp.ClientResponse,
-        upstream: Upstream,
+        upstream: UpstreamState,
         outcome: Outcome,
         started: float,
     ) -> web.Response:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from authproxy.config.schema import Upstream as UpstreamConfig
+from authproxy.config.schema import Upstream
 from authproxy.store.base import Store
 from authproxy.upstreams.health import HealthState
 
@@ -16,7 +16,10 @@ log = logging.getLogger("authproxy.upstreams")
 
 
 @dataclass(eq=False, kw_only=True)
-class Upstream:
+class UpstreamState:
+    """The gateway's live view of one configured upstream (``config.schema.Upstream``): its
+    discovered models, health, and requests in flight."""
+
     name: str
     url: str
     api_key: str | None
@@ -29,7 +32,7 @@ class Upstream:
     health: HealthState = field(default_factory=HealthState)
 
     @classmethod
-    def from_config(cls, cfg: UpstreamConfig) -> Upstream:
+    def from_config(cls, cfg: Upstream) -> UpstreamState:
         return cls(
             name=cfg.name,
             url=cfg.url,
@@ -75,7 +78,7 @@ class ModelCatalog:
     def __init__(
         self,
         *,
-        upstreams: list[Upstream],
+        upstreams: list[UpstreamState],
         store: Store,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
@@ -83,14 +86,14 @@ class ModelCatalog:
         self._store = store
         self._aliases = dict(aliases or {})
         self._disabled: frozenset[str] = frozenset()
-        self._routes: dict[str, tuple[Upstream, ...]] = {}
+        self._routes: dict[str, tuple[UpstreamState, ...]] = {}
         self._shadowed: frozenset[str] = frozenset()
         self._turn: dict[str, int] = {}
         self.rebuild()
 
     def rebuild(self) -> None:
         """Recompute the routes after the upstreams' model lists changed (discovery)."""
-        routes: dict[str, list[Upstream]] = {}
+        routes: dict[str, list[UpstreamState]] = {}
         for upstream in self.upstreams:
             for model in upstream.models:
                 routes.setdefault(model, []).append(upstream)
@@ -124,13 +127,13 @@ class ModelCatalog:
     def is_disabled(self, model: str) -> bool:
         return model in self._disabled or self.resolve(model) in self._disabled
 
-    def serving(self, name: str) -> tuple[Upstream, ...]:
+    def serving(self, name: str) -> tuple[UpstreamState, ...]:
         """Upstreams that serve an enabled public ``name`` (empty if unknown or disabled)."""
         if self.is_disabled(name):
             return ()
         return self._routes.get(self.resolve(name), ())
 
-    def pick(self, name: str, *, exclude: Collection[Upstream] = ()) -> Upstream | None:
+    def pick(self, name: str, *, exclude: Collection[UpstreamState] = ()) -> UpstreamState | None:
         """The healthy upstream with the fewest requests in flight, ties taken in turn.
 
         ``exclude`` holds the upstreams a failover already tried. When none of the model's

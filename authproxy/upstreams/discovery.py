@@ -6,7 +6,7 @@ import logging
 
 import aiohttp
 
-from authproxy.upstreams.catalog import Upstream
+from authproxy.upstreams.catalog import UpstreamState
 
 log = logging.getLogger("authproxy.discovery")
 
@@ -14,7 +14,7 @@ DISCOVERY_TIMEOUT = 5.0
 
 
 async def discover(
-    session: aiohttp.ClientSession, upstream: Upstream, timeout: float = DISCOVERY_TIMEOUT
+    session: aiohttp.ClientSession, upstream: UpstreamState, timeout: float = DISCOVERY_TIMEOUT
 ) -> bool:
     """Refresh ``upstream.discovered``; False (and the upstream ejected) when the engine could
     not be asked. A failed read keeps the last known list: a blip must not make models vanish,

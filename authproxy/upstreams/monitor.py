@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from authproxy.config.schema import HealthChecks
-from authproxy.upstreams.catalog import ModelCatalog, Upstream
+from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.discovery import discover
 from authproxy.upstreams.health import probe
 
@@ -34,7 +34,7 @@ class UpstreamMonitor:
         self._checks = checks
         self._discover_interval = discover_interval
 
-    async def check(self, upstream: Upstream) -> None:
+    async def check(self, upstream: UpstreamState) -> None:
         """One active check. An upstream whose model list could not be read stays out until
         the list is read again, so a check re-reads it (a broken API behind a healthy
         ``/health``, e.g. a wrong upstream key, must not flap back into rotation)."""

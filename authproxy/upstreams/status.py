@@ -13,7 +13,7 @@ import aiohttp
 
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
-from authproxy.upstreams.catalog import Upstream
+from authproxy.upstreams.catalog import UpstreamState
 from authproxy.upstreams.discovery import discover
 from authproxy.upstreams.health import probe
 
@@ -43,14 +43,16 @@ class ModelOverview:
     unreachable: list[str]  # discovering upstreams that did not answer
 
 
-async def _health(session: aiohttp.ClientSession, u: Upstream, timeout: float) -> UpstreamHealth:
+async def _health(
+    session: aiohttp.ClientSession, u: UpstreamState, timeout: float
+) -> UpstreamHealth:
     checked = await probe(session, u.url + u.health_path, headers=u.auth_headers(), timeout=timeout)
     return UpstreamHealth(u.name, u.url, checked.ok, checked.detail)
 
 
 async def upstream_health(config: Config, *, timeout: float = 2.0) -> list[UpstreamHealth]:
     """One GET of each upstream's health path, all at once."""
-    upstreams = [Upstream.from_config(u) for u in config.upstreams]
+    upstreams = [UpstreamState.from_config(u) for u in config.upstreams]
     async with aiohttp.ClientSession() as session:
         return list(await asyncio.gather(*(_health(session, u, timeout) for u in upstreams)))
 
@@ -60,7 +62,7 @@ async def model_overview(
 ) -> ModelOverview:
     """Configured, discovered and aliased models, with the admin's switches (``enabled``: name
     -> on) and the roles that may use each name."""
-    upstreams = [Upstream.from_config(u) for u in config.upstreams]
+    upstreams = [UpstreamState.from_config(u) for u in config.upstreams]
     if any(u.discover for u in upstreams):
         async with aiohttp.ClientSession() as session:
             await asyncio.gather(*(discover(session, u, timeout) for u in upstreams if u.discover))
