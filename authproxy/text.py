@@ -1,4 +1,5 @@
-"""Whole numbers typed by people: a key id in a form, a count or a limit on the command line.
+"""Values people type: a whole number (a key id in a form, a count or a limit on the command
+line) and a duration (``30d``).
 
 ``str.isdigit`` is true for ``²`` and ``٣``; ``int`` accepts ``٣`` (as 3), `` 7 ``, ``+7`` and
 ``1_000`` but fails on ``²`` and on more than 4300 digits; SQLite fails past 2**63 - 1. So a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 SQL_MAX = 2**63 - 1
 _MAX_DIGITS = len(str(SQL_MAX))
+MAX_DURATION = 100 * 365 * 86400  # beyond this, dates are past what can be printed
 
 
 def whole_number(text: object, *, maximum: int = SQL_MAX) -> int | None:
@@ -20,3 +22,18 @@ def whole_number(text: object, *, maximum: int = SQL_MAX) -> int | None:
         return None
     value = int(text)
     return value if value <= maximum else None
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w`` -> seconds; ValueError with a clear text."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    text = text.strip().lower()
+    count = whole_number(text[:-1])
+    if len(text) < 2 or text[-1] not in units or count is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30d, 12h, 15m)")
+    value = count * units[text[-1]]
+    if value <= 0:
+        raise ValueError(f"not a positive duration: {text!r}")
+    if value > MAX_DURATION:
+        raise ValueError(f"too long a duration: {text!r} (at most 100 years)")
+    return float(value)

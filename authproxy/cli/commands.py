@@ -10,11 +10,11 @@ from dataclasses import asdict
 from authproxy.admin.entry import local_actor, open_admin
 from authproxy.admin.service import QUOTA_FIELDS, AdminError, AdminService
 from authproxy.cli.output import as_json, table, when
-from authproxy.clock import now, parse_duration
+from authproxy.clock import now
 from authproxy.config.schema import Config
 from authproxy.limits.quota import Limits
 from authproxy.store.records import UNLIMITED, ApiKey
-from authproxy.text import whole_number
+from authproxy.text import parse_duration, whole_number
 
 
 def admin_service(

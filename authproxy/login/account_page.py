@@ -18,12 +18,12 @@ from authproxy import appkeys as K
 from authproxy.admin.service import AdminError, AdminService
 from authproxy.auth.csrf import FIELD
 from authproxy.auth.sessions import BrowserSession
-from authproxy.clock import now, parse_duration
+from authproxy.clock import now
 from authproxy.limits.quota import Limits
 from authproxy.login.context import audit, read_form
 from authproxy.login.html import EMPTY, Safe, esc, join, message_page, page, redirect, render
 from authproxy.store.records import ApiKey
-from authproxy.text import whole_number
+from authproxy.text import parse_duration, whole_number
 
 PURPOSE = "account"
 EXPIRY_CHOICES = frozenset({"", "7d", "30d", "90d", "365d"})
