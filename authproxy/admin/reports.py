@@ -7,8 +7,9 @@ reproducible (the TUI's tests run it under a fixed clock).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from authproxy.store.base import Store
+from authproxy.store.contracts import AuditStore, UsageStore
 from authproxy.store.records import UsageBucket, UsageSummary
 
 
@@ -49,6 +50,10 @@ class Dashboard:
         return self.timeline[-1] if self.timeline else None
 
 
+class ReportStore(UsageStore, AuditStore, Protocol):
+    """What the dashboard reads: the usage table and the audit log."""
+
+
 def _tallies(rows: list[UsageSummary], key: str) -> list[Tally]:
     totals: dict[str, list[int]] = {}
     for r in rows:
@@ -61,7 +66,7 @@ def _tallies(rows: list[UsageSummary], key: str) -> list[Tally]:
 
 
 async def build_dashboard(
-    store: Store, *, at: float, window: float = 3600.0, width: float = 60.0
+    store: ReportStore, *, at: float, window: float = 3600.0, width: float = 60.0
 ) -> Dashboard:
     """Slices of ``width`` seconds ending at ``at`` (a sliding window, so the last slice is
     always a full minute), and who and what used the gateway in the last ``window``."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from authproxy.auth.keys import KeyHasher, looks_like_key
 from authproxy.clock import now
-from authproxy.store.base import Store
+from authproxy.store.contracts import KeyStore
 from authproxy.store.records import ActiveKey
 
 
 class KeyIndex:
-    def __init__(self, *, store: Store, hasher: KeyHasher) -> None:
+    def __init__(self, *, store: KeyStore, hasher: KeyHasher) -> None:
         self._store = store
         self._hasher = hasher
         self._by_hash: dict[bytes, ActiveKey] = {}

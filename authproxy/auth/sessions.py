@@ -22,7 +22,7 @@ from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.config.login import Sessions as Settings
 from authproxy.errors import AuthenticationFailed
-from authproxy.store.base import Store
+from authproxy.store.contracts import LoginStore
 from authproxy.store.records import Session, User
 
 TOUCH_EVERY = 60.0  # seconds: last use is written at most this often (idle expiry's precision)
@@ -42,7 +42,9 @@ class BrowserSession:
 
 
 class SessionManager:
-    def __init__(self, *, store: Store, settings: Settings, client_address: ClientAddress) -> None:
+    def __init__(
+        self, *, store: LoginStore, settings: Settings, client_address: ClientAddress
+    ) -> None:
         self._store = store
         self.settings = settings
         self._client_address = client_address

@@ -31,7 +31,7 @@ from authproxy.config.schema import Quotas, Role
 from authproxy.errors import RateLimited
 from authproxy.limits.sliding_window import Hit, SlidingWindow
 from authproxy.limits.windows import CalendarWindows
-from authproxy.store.base import Store
+from authproxy.store.contracts import QuotaStore, UsageStore
 from authproxy.store.records import UNLIMITED, QuotaOverride
 
 
@@ -48,6 +48,10 @@ class Reservable(Protocol):
 
 
 R = TypeVar("R", bound=Reservable)
+
+
+class QuotaBookStore(QuotaStore, UsageStore, Protocol):
+    """What the quota book reads: per-user overrides, and the tokens charged so far."""
 
 
 class QuotaRefused(RateLimited):
@@ -132,7 +136,7 @@ class Admission(Generic[R]):
 
 
 class QuotaBook:
-    def __init__(self, *, store: Store, roles: dict[str, Role], settings: Quotas) -> None:
+    def __init__(self, *, store: QuotaBookStore, roles: dict[str, Role], settings: Quotas) -> None:
         self._store = store
         self._roles = roles
         self._settings = settings

@@ -12,6 +12,7 @@ from authproxy.auth.csrf import FIELD
 from authproxy.login.context import BrowserAuth, audit, read_form, safe_next
 from authproxy.login.html import Safe, esc, message_page, page, redirect, render
 from authproxy.store.base import NotFoundError
+from authproxy.store.contracts import LoginStore
 
 LOGIN_PURPOSE = "login"
 LOGOUT_PURPOSE = "logout"
@@ -110,7 +111,7 @@ async def post_login(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(attempt.wait)},
         )
-    store = request.app[K.STORE]
+    store: LoginStore = request.app[K.STORE]
     try:
         user, stored = await store.password_hash(name)
     except NotFoundError:

@@ -14,12 +14,13 @@ default role.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from authproxy.admin.entry import Services
 from authproxy.admin.service import AdminError, AdminService, valid_user_name
 from authproxy.config.login import Oidc as Settings
 from authproxy.store.base import ConflictError, NotFoundError
+from authproxy.store.contracts import LoginStore, UserStore
 from authproxy.store.records import User
 
 
@@ -48,11 +49,15 @@ def role_from_claims(settings: Settings, claims: Mapping[str, Any], fallback: st
     return settings.default_role or fallback
 
 
+class OidcUserStore(LoginStore, UserStore, Protocol):
+    """What sign-ins read: users, and the OIDC subject each is linked to."""
+
+
 class OidcUsers:
     def __init__(self, *, services: Services) -> None:
         assert services.config.oidc is not None
         self._services = services
-        self._store = services.store
+        self._store: OidcUserStore = services.store
         self._config = services.config
         self._settings = services.config.oidc
 

@@ -13,18 +13,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Protocol
 
-from authproxy.store.base import Store
+from authproxy.store.contracts import KeyStore, UsageStore
 from authproxy.store.records import AuditEntry, UsageRow
 
 log = logging.getLogger("authproxy.accounting")
+
+
+class AccountingStore(UsageStore, KeyStore, Protocol):
+    """What the writer writes: usage rows and audit entries, and the keys' last-use times."""
 
 
 class UsageWriter:
     def __init__(
         self,
         *,
-        store: Store,
+        store: AccountingStore,
         flush_interval: float = 0.2,
         max_batch: int = 500,
         take_last_used: Callable[[], dict[int, float]] | None = None,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from authproxy.store.base import Store
+from authproxy.store.contracts import ChangeStore
 
 log = logging.getLogger("authproxy.store_watch")
 
@@ -20,7 +20,9 @@ Reloader = Callable[[], Awaitable[None]]
 
 
 class StoreWatch:
-    def __init__(self, *, store: Store, interval: float = 0.25, min_gap: float = 0.05) -> None:
+    def __init__(
+        self, *, store: ChangeStore, interval: float = 0.25, min_gap: float = 0.05
+    ) -> None:
         self._store = store
         self._interval = interval
         self._min_gap = min_gap

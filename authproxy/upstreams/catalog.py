@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from authproxy.config.schema import Upstream
-from authproxy.store.base import Store
+from authproxy.store.contracts import ModelStore
 from authproxy.upstreams.health import HealthState
 
 log = logging.getLogger("authproxy.upstreams")
@@ -79,7 +79,7 @@ class ModelCatalog:
         self,
         *,
         upstreams: list[UpstreamState],
-        store: Store,
+        store: ModelStore,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.upstreams = upstreams
