@@ -44,6 +44,11 @@ def redact(url: str) -> str:
         return "(an unreadable database URL)"
 
 
+def marks(count: int) -> str:
+    """``count`` parameter placeholders, as PostgreSQL writes them: ``$1, $2, $3``."""
+    return ", ".join(f"${n}" for n in range(1, count + 1))
+
+
 def changed_rows(status: str) -> int:
     """The row count of a command status such as ``UPDATE 3`` or ``DELETE 0``."""
     return int(status.rsplit(" ", 1)[-1])

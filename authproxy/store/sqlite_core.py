@@ -21,6 +21,11 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 
 
+def marks(count: int) -> str:
+    """``count`` parameter placeholders, as SQLite writes them: ``?, ?, ?``."""
+    return ", ".join("?" * count)
+
+
 class SqliteCore:
     """All writes go through ``_write`` (one lock, one ``BEGIN IMMEDIATE`` transaction each)."""
 
