@@ -25,6 +25,8 @@ from admin_tui.screens.users import UsersScreen
 from admin_tui.widgets.nav import ALL_SCREENS
 from authproxy.admin.service import AdminService
 
+__all__ = ["SCREEN_TYPES", "AdminApp", "create_app"]
+
 SCREEN_TYPES: dict[str, type[AdminScreen]] = {
     s.MODE: s
     for s in (

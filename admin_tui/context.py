@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from authproxy.admin.service import AdminService
 
+__all__ = ["Clock", "Context"]
+
 Clock = Callable[[], float]
 
 

@@ -8,6 +8,8 @@ from admin_tui.app import create_app
 from authproxy.admin.entry import local_actor, open_admin
 from authproxy.config.schema import Config
 
+__all__ = ["run_admin"]
+
 
 async def run_admin(config: Config, *, start: str = "dashboard") -> None:
     """Raises AdminError (no database yet) or StoreError before the screen is taken over."""

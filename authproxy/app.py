@@ -27,6 +27,8 @@ from authproxy.upstreams.monitor import UpstreamMonitor
 from authproxy.web.middleware import auth_middleware, gateway_middleware
 from authproxy.web.routes import add_routes
 
+__all__ = ["build_app"]
+
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store and what reads it (key index, model switches, quota book), kept current by

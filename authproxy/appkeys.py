@@ -32,6 +32,31 @@ if TYPE_CHECKING:
     from authproxy.store.watch import StoreWatch
     from authproxy.upstreams.catalog import ModelCatalog
 
+__all__ = [
+    "AUTHENTICATORS",
+    "AUTH_THROTTLE",
+    "BROWSER",
+    "BROWSER_SESSION",
+    "CATALOG",
+    "CLIENT",
+    "CLIENT_ADDRESS",
+    "CONFIG",
+    "FORWARDER",
+    "KEY_INDEX",
+    "METRICS",
+    "MODEL",
+    "OUTCOME",
+    "POLICY",
+    "PRINCIPAL",
+    "QUOTAS",
+    "REQUEST_ID",
+    "SERVICES",
+    "STORE",
+    "UPSTREAM_NAME",
+    "USAGE",
+    "WATCH",
+]
+
 # -- the application ----------------------------------------------------------------------------
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 SERVICES: web.AppKey[Services] = web.AppKey("services")  # secret, store, admin service

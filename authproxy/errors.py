@@ -9,6 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "GatewayError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "ServiceUnavailable",
+    "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamNoAnswer",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+]
+
 
 class GatewayError(Exception):
     status: int = 500

@@ -16,6 +16,8 @@ from authproxy.config.schema import Config
 from authproxy.web.listen import bind_sockets
 from authproxy.web.log_redact import install_redaction
 
+__all__ = ["LOG_FORMAT", "run", "serve", "setup_logging"]
+
 log = logging.getLogger("authproxy")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -9,6 +9,8 @@ must fit in a SQLite integer.
 
 from __future__ import annotations
 
+__all__ = ["MAX_DURATION", "SQL_MAX", "parse_duration", "whole_number"]
+
 SQL_MAX = 2**63 - 1
 _MAX_DIGITS = len(str(SQL_MAX))
 MAX_DURATION = 100 * 365 * 86400  # beyond this, dates are past what can be printed

@@ -10,6 +10,8 @@ from textual.widgets import Input, Select
 from admin_tui.modals.form import FormModal
 from authproxy.text import parse_duration
 
+__all__ = ["CreateKeyModal", "KeyRequest"]
+
 
 @dataclass(frozen=True)
 class KeyRequest:

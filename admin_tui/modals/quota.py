@@ -12,6 +12,8 @@ from authproxy.limits.quota import Limits
 from authproxy.store.records import UNLIMITED, QuotaOverride
 from authproxy.text import whole_number
 
+__all__ = ["LABELS", "QuotaChanges", "QuotaModal", "parse_quota"]
+
 LABELS = {
     "requests_per_minute": "Requests/min",
     "max_concurrent": "Concurrent",

@@ -19,6 +19,8 @@ from admin_tui.widgets.nav import NavBar
 from authproxy.admin.service import AdminError, AdminService
 from authproxy.store.base import StoreError
 
+__all__ = ["AdminScreen", "describe"]
+
 
 def describe(error: BaseException) -> str:
     """One line for a notification: the service's own words, else the exception's."""

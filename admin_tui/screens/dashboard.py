@@ -23,6 +23,8 @@ from authproxy.admin.gateway_status import GatewayStatus
 from authproxy.admin.reports import Dashboard, Tally
 from authproxy.upstreams.status import UpstreamHealth
 
+__all__ = ["DashboardScreen", "gateway_text", "health_text", "plural", "stats_text"]
+
 
 def _rows(tallies: list[Tally]) -> list[tuple[str, list[Cell]]]:
     return [(t.name, [t.name, fmt.compact(t.requests), fmt.compact(t.tokens)]) for t in tallies]

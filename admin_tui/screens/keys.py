@@ -20,6 +20,8 @@ from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin.service import AdminService
 from authproxy.store.records import ApiKey
 
+__all__ = ["COLUMNS", "KeysScreen", "create_key", "status"]
+
 COLUMNS = [
     ("ID", 3),
     ("User", 12),

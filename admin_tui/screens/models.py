@@ -17,6 +17,8 @@ from admin_tui.screens.listing import TableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.upstreams.status import ModelInfo
 
+__all__ = ["COLUMNS", "ModelsScreen", "roles_text", "source"]
+
 COLUMNS = [
     ("Model", 20),
     ("Served by", 14),

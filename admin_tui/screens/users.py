@@ -22,6 +22,8 @@ from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.admin.service import QUOTA_FIELDS, UserUsage
 from authproxy.limits.quota import resolve_limits
 
+__all__ = ["COLUMNS", "DAY", "UsersScreen"]
+
 COLUMNS = [
     ("User", 12),
     ("Role", 10),

@@ -20,6 +20,8 @@ from authproxy.config.schema import Config
 from authproxy.store.base import Store
 from authproxy.store.dispatch import open_store
 
+__all__ = ["Services", "local_actor", "open_admin", "open_services"]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Services:

@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from authproxy.config.schema import Config
 from authproxy.metrics.endpoint import METRICS_PATH
 
+__all__ = ["GatewayStatus", "gateway_status", "metrics_url", "parse_metrics"]
+
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped away)
 
 

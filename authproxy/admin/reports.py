@@ -12,6 +12,8 @@ from typing import Protocol
 from authproxy.store.contracts import AuditStore, UsageStore
 from authproxy.store.records import UsageBucket, UsageSummary
 
+__all__ = ["Dashboard", "ReportStore", "Tally", "build_dashboard"]
+
 
 @dataclass(frozen=True, slots=True)
 class Tally:

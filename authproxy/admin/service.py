@@ -33,6 +33,8 @@ from authproxy.upstreams.status import (
     upstream_health,
 )
 
+__all__ = ["QUOTA_FIELDS", "AdminError", "AdminService", "NewKey", "UserUsage", "valid_user_name"]
+
 
 class AdminError(Exception):
     """A refusal with a one-line reason for the person at the keyboard."""

@@ -18,6 +18,8 @@ from authproxy.auth.principal import Principal
 from authproxy.errors import AuthenticationFailed
 from authproxy.store.watch import StoreWatch
 
+__all__ = ["ApiKeyAuthenticator", "Authenticator", "authenticate", "presented_api_key"]
+
 
 class Authenticator(Protocol):
     async def authenticate(self, request: web.Request) -> Principal | None: ...

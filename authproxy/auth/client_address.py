@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+__all__ = ["ClientAddress"]
+
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

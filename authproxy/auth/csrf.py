@@ -21,6 +21,15 @@ from aiohttp import web
 
 from authproxy.errors import PermissionDenied
 
+__all__ = [
+    "FIELD",
+    "SAFE_METHODS",
+    "CsrfTokens",
+    "own_origin",
+    "require_same_origin",
+    "same_origin",
+]
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FIELD = "csrf"
 

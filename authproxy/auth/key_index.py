@@ -13,6 +13,8 @@ from authproxy.clock import now
 from authproxy.store.contracts import KeyStore
 from authproxy.store.records import ActiveKey
 
+__all__ = ["KeyIndex"]
+
 
 class KeyIndex:
     def __init__(self, *, store: KeyStore, hasher: KeyHasher) -> None:

@@ -7,6 +7,16 @@ import hmac
 import re
 import secrets
 
+__all__ = [
+    "DISPLAY_CHARS",
+    "KEY_BODY_LEN",
+    "KEY_PREFIX",
+    "KeyHasher",
+    "display_prefix",
+    "generate_key",
+    "looks_like_key",
+]
+
 KEY_PREFIX = "sk-"
 KEY_BODY_LEN = 43
 DISPLAY_CHARS = 6

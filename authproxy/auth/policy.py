@@ -6,6 +6,8 @@ from fnmatch import fnmatchcase
 
 from authproxy.config.schema import ADMIN_ROLE, Role
 
+__all__ = ["Policy"]
+
 
 class Policy:
     def __init__(self, *, roles: dict[str, Role]) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from authproxy.auth.keys import KeyHasher
 
+__all__ = ["ENV_SECRET", "SECRET_BYTES", "SecretFileError", "ServerSecret", "load_or_create_secret"]
+
 SECRET_BYTES = 32
 ENV_SECRET = "AUTHPROXY_SECRET"  # noqa: S105 - the name of the variable
 

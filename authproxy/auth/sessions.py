@@ -25,6 +25,16 @@ from authproxy.errors import AuthenticationFailed
 from authproxy.store.contracts import LoginStore
 from authproxy.store.records import Session, User
 
+__all__ = [
+    "LOGIN_FLOW_TTL",
+    "PURGE_EVERY",
+    "TOUCH_EVERY",
+    "BrowserSession",
+    "SessionAuthenticator",
+    "SessionManager",
+    "digest",
+]
+
 TOUCH_EVERY = 60.0  # seconds: last use is written at most this often (idle expiry's precision)
 PURGE_EVERY = 600.0
 LOGIN_FLOW_TTL = 600.0  # an OIDC login must come back within ten minutes

@@ -16,6 +16,21 @@ from authproxy.limits.quota import Limits
 from authproxy.store.records import UNLIMITED, ApiKey
 from authproxy.text import parse_duration, whole_number
 
+__all__ = [
+    "UNSET",
+    "admin_service",
+    "cmd_admin",
+    "cmd_audit",
+    "cmd_init",
+    "cmd_keys",
+    "cmd_models",
+    "cmd_usage",
+    "cmd_users",
+    "count",
+    "key_id",
+    "quota_value",
+]
+
 
 def admin_service(
     config: Config, *, create: bool = False

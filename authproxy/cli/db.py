@@ -13,6 +13,8 @@ from authproxy.config.schema import Config
 from authproxy.store import is_postgres_url, open_store
 from authproxy.store.dispatch import check_secret
 
+__all__ = ["add_parser", "cmd_db"]
+
 _WHAT = {
     "users": "users",
     "api_keys": "keys",

@@ -25,6 +25,8 @@ from authproxy.engines.profile import (
 from authproxy.engines.runner import EngineRunner, resolve_binary
 from authproxy.engines.units import launchd_agent, systemd_unit
 
+__all__ = ["add_parser", "run"]
+
 
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")

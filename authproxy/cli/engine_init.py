@@ -20,6 +20,8 @@ import yaml
 from authproxy.config.load import DEFAULT_CONFIG_NAME, ConfigError, load_config, resolve_path
 from authproxy.engines.profile import HOST, EngineProfileError, load_profile, resolve_values
 
+__all__ = ["add_init_options", "add_upstream", "prepare_init", "upstream_entry"]
+
 
 def add_init_options(init: argparse.ArgumentParser) -> None:
     init.add_argument(

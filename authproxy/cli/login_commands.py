@@ -14,6 +14,8 @@ from authproxy.cli.output import as_json, table, when
 from authproxy.config.schema import Config
 from authproxy.login.passwords import PasswordPolicyError, hash_password
 
+__all__ = ["add_parsers", "cmd_passwd", "cmd_sessions"]
+
 
 def _read_password(stdin: bool) -> str:
     """From a prompt (twice) on a terminal; from the first line of stdin otherwise."""

@@ -16,6 +16,8 @@ from authproxy.config.load import ConfigError, load_config
 from authproxy.config.schema import Config
 from authproxy.store.base import StoreError
 
+__all__ = ["COMMANDS", "Command", "main"]
+
 
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line like every other CLI error."""

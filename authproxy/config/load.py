@@ -20,6 +20,15 @@ from pydantic import ValidationError
 from authproxy.config.schema import Config
 from authproxy.text import whole_number
 
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "ENV_PREFIX",
+    "NOT_CONFIG_KEYS",
+    "ConfigError",
+    "load_config",
+    "resolve_path",
+]
+
 ENV_PREFIX = "AUTHPROXY_"
 DEFAULT_CONFIG_NAME = "authproxy.yaml"
 # Read elsewhere: the file to load, and the server secret (authproxy/secret.py).

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+__all__ = ["CALLBACK_PATH", "Oidc", "PasswordLogin", "Sessions"]
+
 CALLBACK_PATH = "/auth/callback"
 
 

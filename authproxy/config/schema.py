@@ -22,6 +22,19 @@ from pydantic import (
 
 from authproxy.config.login import Oidc, PasswordLogin, Sessions
 
+__all__ = [
+    "ADMIN_ROLE",
+    "AuthThrottle",
+    "Config",
+    "HealthChecks",
+    "Listen",
+    "PromptEstimate",
+    "Quotas",
+    "Role",
+    "Timeouts",
+    "Upstream",
+]
+
 ADMIN_ROLE = "admin"
 
 

@@ -19,6 +19,21 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+__all__ = [
+    "HOST",
+    "REQUIRED_PARAMS",
+    "EngineProfileError",
+    "Param",
+    "Profile",
+    "Rendered",
+    "available",
+    "load_profile",
+    "model_stem",
+    "parse_profile",
+    "render",
+    "resolve_values",
+]
+
 HOST = "127.0.0.1"
 REQUIRED_PARAMS = ("binary", "model", "port", "name")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")

@@ -24,6 +24,8 @@ from typing import TextIO
 
 from authproxy.engines.profile import HOST, EngineProfileError, Rendered
 
+__all__ = ["EngineRunner", "health_status", "preflight", "resolve_binary", "sd_notify"]
+
 # Health checks go straight to loopback, never through a proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -16,6 +16,15 @@ from pathlib import Path
 
 from authproxy.engines.profile import Rendered
 
+__all__ = [
+    "ENGINE_SERVICE",
+    "authproxy_command",
+    "launchd_agent",
+    "systemd_quote",
+    "systemd_unit",
+    "unit_name",
+]
+
 ENGINE_SERVICE: tuple[tuple[str, str], ...] = (
     ("Type", "notify"),  # `engine run` says READY=1 once the health check passes
     ("NotifyAccess", "main"),

@@ -34,6 +34,17 @@ from authproxy.limits.windows import CalendarWindows
 from authproxy.store.contracts import QuotaStore, UsageStore
 from authproxy.store.records import UNLIMITED, QuotaOverride
 
+__all__ = [
+    "Admission",
+    "Limits",
+    "QuotaBook",
+    "QuotaBookStore",
+    "QuotaExceeded",
+    "QuotaRefused",
+    "Reservable",
+    "resolve_limits",
+]
+
 
 class Reservable(Protocol):
     """What a request reserves tokens by (the request path's ``PreparedRequest``)."""

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Generic, TypeVar
 
+__all__ = ["Hit", "SlidingWindow"]
+
 KeyT = TypeVar("KeyT", bound=Hashable)
 
 

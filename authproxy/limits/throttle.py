@@ -18,6 +18,8 @@ from authproxy.errors import RateLimited
 from authproxy.limits.sliding_window import Hit, SlidingWindow
 from authproxy.store.records import AuditEntry
 
+__all__ = ["MAX_TRACKED", "AuditSink", "AuthThrottle"]
+
 MAX_TRACKED = 100_000
 
 

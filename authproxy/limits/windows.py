@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+__all__ = ["CalendarWindows"]
+
 
 class CalendarWindows:
     """Start and end (epoch seconds) of the current local day and month."""

@@ -25,6 +25,17 @@ from authproxy.login.html import EMPTY, Safe, esc, join, message_page, page, red
 from authproxy.store.records import ApiKey
 from authproxy.text import parse_duration, whole_number
 
+__all__ = [
+    "EXPIRY_CHOICES",
+    "LOGIN",
+    "MAX_ACTIVE_KEYS",
+    "PURPOSE",
+    "create_key",
+    "home",
+    "revoke_key",
+    "show",
+]
+
 PURPOSE = "account"
 EXPIRY_CHOICES = frozenset({"", "7d", "30d", "90d", "365d"})
 MAX_ACTIVE_KEYS = 20

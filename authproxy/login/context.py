@@ -29,6 +29,8 @@ from authproxy.oidc.client import OidcClient
 from authproxy.oidc.users import OidcUsers
 from authproxy.store.records import AuditEntry
 
+__all__ = ["DEFAULT_NEXT", "BrowserAuth", "audit", "plain_token", "read_form", "safe_next"]
+
 DEFAULT_NEXT = "/account"
 
 

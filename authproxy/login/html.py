@@ -16,6 +16,8 @@ from string import Template
 
 from aiohttp import web
 
+__all__ = ["EMPTY", "Safe", "esc", "join", "message_page", "page", "redirect", "render"]
+
 
 class Safe(str):
     """Markup that is already escaped."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from authproxy.config.login import PasswordLogin as Settings
 from authproxy.limits.sliding_window import Hit, SlidingWindow
 
+__all__ = ["MAX_TRACKED", "Attempt", "LoginLimiter"]
+
 MAX_TRACKED = 50_000
 
 

@@ -25,6 +25,8 @@ from authproxy.oidc.client import OidcClient, OidcError
 from authproxy.oidc.users import LoginRefused
 from authproxy.store.records import LoginFlow
 
+__all__ = ["callback", "start"]
+
 
 def _refused(request: web.Request, reason: str, text: str, status: int = 400) -> web.Response:
     audit(request, "anonymous", "auth.failed", None, f"reason={reason} via=oidc")

@@ -14,6 +14,16 @@ from authproxy.login.html import Safe, esc, message_page, page, redirect, render
 from authproxy.store.base import NotFoundError
 from authproxy.store.contracts import LoginStore
 
+__all__ = [
+    "LOGIN_PURPOSE",
+    "LOGOUT_PURPOSE",
+    "MAX_NAME",
+    "get_login",
+    "login_page",
+    "post_login",
+    "post_logout",
+]
+
 LOGIN_PURPOSE = "login"
 LOGOUT_PURPOSE = "logout"
 MAX_NAME = 128

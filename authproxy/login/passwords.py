@@ -14,6 +14,18 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+__all__ = [
+    "MAX_LENGTH",
+    "MAX_PARALLEL",
+    "MIN_LENGTH",
+    "PasswordPolicyError",
+    "PasswordVerifier",
+    "Verdict",
+    "check_policy",
+    "hash_password",
+    "verify_password",
+]
+
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
 MAX_PARALLEL = 2

@@ -19,6 +19,8 @@ from authproxy.oidc.bearer import JwtAuthenticator
 from authproxy.oidc.client import OidcClient
 from authproxy.oidc.users import OidcUsers
 
+__all__ = ["browser_ctx"]
+
 
 async def browser_ctx(app: web.Application) -> AsyncIterator[None]:
     """After the store: add the session (and optional IdP JWT) authenticators to the chain."""

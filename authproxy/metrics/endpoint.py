@@ -19,6 +19,15 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.errors import AuthenticationFailed, PermissionDenied
 
+__all__ = [
+    "METRICS_PATH",
+    "PROXY_HEADERS",
+    "anonymous_scrape",
+    "is_direct_local",
+    "metrics",
+    "names_loopback",
+]
+
 METRICS_PATH = "/metrics"  # where the admin's scraper (admin/gateway_status) finds it too
 # Set by reverse proxies (X-Forwarded-For: Caddy, nginx, Traefik; Forwarded: RFC 7239;
 # X-Real-IP: nginx setups). Any of them means the real client is somewhere else.

@@ -37,6 +37,19 @@ from prometheus_client.metrics_core import Metric
 
 from authproxy.store.records import UsageRow
 
+__all__ = [
+    "LATENCY_BUCKETS",
+    "MAX_AUTH_REASONS",
+    "MAX_LABEL_VALUES",
+    "OTHER",
+    "PREFIX",
+    "QUOTA_REASONS",
+    "GatewayMetrics",
+    "LabelCap",
+    "UpstreamSource",
+    "UpstreamView",
+]
+
 PREFIX = "authproxy"
 MAX_LABEL_VALUES = 1000
 OTHER = "other"

@@ -18,6 +18,8 @@ from authproxy.oidc.client import OidcClient, OidcError
 from authproxy.oidc.tokens import TokenRefused
 from authproxy.oidc.users import LoginRefused, OidcUsers
 
+__all__ = ["MAX_TOKEN_CHARS", "JwtAuthenticator"]
+
 MAX_TOKEN_CHARS = 16384
 
 

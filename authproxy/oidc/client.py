@@ -29,6 +29,8 @@ from authproxy.oidc.tokens import (
     check_id_token,
 )
 
+__all__ = ["JWKS_REFETCH_GAP", "MAX_DOCUMENT_BYTES", "OidcClient", "OidcError"]
+
 JWKS_REFETCH_GAP = 60.0
 MAX_DOCUMENT_BYTES = 1 << 20
 

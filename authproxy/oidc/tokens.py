@@ -24,6 +24,15 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+__all__ = [
+    "SAFE_ALGORITHMS",
+    "TokenRefused",
+    "UnknownSigningKey",
+    "allowed_algorithms",
+    "check_bearer_token",
+    "check_id_token",
+]
+
 SAFE_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )

@@ -23,6 +23,8 @@ from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.contracts import LoginStore, UserStore
 from authproxy.store.records import User
 
+__all__ = ["LoginRefused", "OidcUserStore", "OidcUsers", "role_from_claims"]
+
 
 class LoginRefused(Exception):
     """This person may not sign in; the message is shown to them, ``reason`` is audited."""

@@ -2,3 +2,5 @@
 authorizing the model, the quota, forwarding with failover, relaying the answer, reading its
 usage and accounting for it.
 """
+
+__all__: list[str] = []

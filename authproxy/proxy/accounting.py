@@ -18,6 +18,8 @@ from typing import Protocol
 from authproxy.store.contracts import KeyStore, UsageStore
 from authproxy.store.records import AuditEntry, UsageRow
 
+__all__ = ["AccountingStore", "UsageWriter"]
+
 log = logging.getLogger("authproxy.accounting")
 
 

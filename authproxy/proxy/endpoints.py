@@ -9,6 +9,8 @@ from authproxy.proxy import output_limits
 from authproxy.proxy.output_limits import OutputRule
 from authproxy.proxy.usage import Dialect
 
+__all__ = ["FORWARDED", "Endpoint"]
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:

@@ -21,6 +21,8 @@ from authproxy.proxy.forward import EngineUnavailable, Outcome
 from authproxy.proxy.request_body import PreparedRequest, for_engine
 from authproxy.upstreams.catalog import UpstreamState
 
+__all__ = ["forward_with_failover"]
+
 log = logging.getLogger("authproxy.failover")
 
 

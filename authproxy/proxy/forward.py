@@ -28,6 +28,8 @@ from authproxy.proxy.sse_relay import SseRelay
 from authproxy.proxy.usage import Tokens, usage_from_body
 from authproxy.upstreams.catalog import UpstreamState
 
+__all__ = ["FAILOVER_STATUSES", "MAX_ERROR_BODY", "EngineUnavailable", "Forwarder", "Outcome"]
+
 log = logging.getLogger("authproxy.forward")
 
 MAX_ERROR_BODY = 64 * 1024

@@ -19,6 +19,8 @@ from authproxy.proxy.request_body import PreparedRequest, prepare
 from authproxy.proxy.request_encoding import decoded
 from authproxy.store.records import UsageRow
 
+__all__ = ["authorize_model", "make_handler", "usage_row"]
+
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
     policy = app[K.POLICY]

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+__all__ = ["HOP_BY_HOP", "client_response_headers", "upstream_request_headers"]
+
 HOP_BY_HOP = frozenset(
     {
         "connection",

@@ -20,6 +20,8 @@ import orjson
 
 from authproxy.errors import BadRequest
 
+__all__ = ["encode", "parse", "show_key"]
+
 
 class _DuplicateKey(Exception):
     def __init__(self, key: str) -> None:

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 
+__all__ = ["list_models"]
+
 
 async def list_models(request: web.Request) -> web.Response:
     principal = request[K.PRINCIPAL]

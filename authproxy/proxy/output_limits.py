@@ -21,6 +21,20 @@ from typing import Any
 
 from authproxy.errors import BadRequest
 
+__all__ = [
+    "CHAT",
+    "CHOICE_FIELDS",
+    "COMPLETIONS",
+    "LIMIT_FIELDS",
+    "MESSAGES",
+    "FieldPath",
+    "OutputAsk",
+    "OutputRule",
+    "prompt_count",
+    "read_ask",
+    "write_limit",
+]
+
 FieldPath = tuple[str, ...]  # ("max_tokens",) or, nested, ("options", "num_predict")
 
 # Every spelling of the output limit the gateway knows, in the order the engines rank them

@@ -27,6 +27,8 @@ from typing import Any
 from authproxy.config.schema import PromptEstimate
 from authproxy.proxy.output_limits import prompt_count
 
+__all__ = ["estimate"]
+
 
 def estimate(canonical: bytes, body: Mapping[str, Any], allowance: PromptEstimate) -> int:
     """``canonical``: the encoding of ``body`` without the gateway's fields (``{}`` if none)."""

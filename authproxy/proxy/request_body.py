@@ -27,6 +27,8 @@ from authproxy.proxy.output_limits import (
 )
 from authproxy.proxy.prompt_estimate import estimate
 
+__all__ = ["DECIDED", "PreparedRequest", "estimate_prompt_tokens", "for_engine", "prepare"]
+
 # Top-level fields the gateway decides on: never forwarded as the client's bytes had them.
 DECIDED = frozenset({"model", "stream", "stream_options", *LIMIT_FIELDS, *CHOICE_FIELDS})
 # Refused in any spelling but this one (policy, accounting and the prompt estimate read them),

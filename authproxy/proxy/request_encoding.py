@@ -13,6 +13,8 @@ import zlib
 
 from authproxy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
+__all__ = ["decoded"]
+
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 

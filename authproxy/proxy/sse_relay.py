@@ -13,6 +13,8 @@ import re
 
 from authproxy.proxy.usage import USAGE_KEY, Dialect, Tokens, read_usage
 
+__all__ = ["SseRelay"]
+
 _CONTENT = re.compile(rb'"(?:content|text|partial_json|arguments)":\s*"[^"]')
 _SEPARATORS = (b"\n\n", b"\r\n\r\n")
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+__all__ = ["USAGE_KEY", "Dialect", "Tokens", "read_usage", "usage_from_body"]
+
 Dialect = Literal["openai", "anthropic"]
 
 USAGE_KEY = b'"usage"'

@@ -20,6 +20,8 @@ from authproxy.store.contracts import (
     UserStore,
 )
 
+__all__ = ["ConflictError", "NotFoundError", "Store", "StoreError"]
+
 
 class StoreError(Exception):
     pass

@@ -33,6 +33,17 @@ from authproxy.store.records import (
     User,
 )
 
+__all__ = [
+    "AuditStore",
+    "ChangeStore",
+    "KeyStore",
+    "LoginStore",
+    "ModelStore",
+    "QuotaStore",
+    "UsageStore",
+    "UserStore",
+]
+
 
 class ChangeStore(Protocol):
     # Bumped by the database itself on every change to who may do what: keys, users, models,

@@ -19,6 +19,19 @@ from asyncpg.pool import PoolConnectionProxy
 from authproxy.store.base import StoreError
 from authproxy.store.migrations_postgres import CHANNEL, MIGRATIONS_POSTGRES
 
+__all__ = [
+    "COMMAND_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "DRIVER_ERRORS",
+    "MIGRATION_LOCK",
+    "POOL_SIZE",
+    "Connection",
+    "PostgresCore",
+    "changed_rows",
+    "marks",
+    "redact",
+]
+
 T = TypeVar("T")
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"  # annotations only
 

@@ -14,6 +14,8 @@ from authproxy.store.postgres_core import Connection, changed_rows
 from authproxy.store.postgres_users import UserQueries
 from authproxy.store.records import LoginFlow, Session, User
 
+__all__ = ["LoginQueries"]
+
 
 class LoginQueries(UserQueries):
     """Builds on ``UserQueries``: sign-ins resolve to users (``get_user``)."""

@@ -20,6 +20,8 @@ from authproxy.store.records import (
 )
 from authproxy.store.rows import values
 
+__all__ = ["UsageQueries"]
+
 _USAGE_INSERT = f"INSERT INTO usage ({rows.USAGE_COLUMNS}) VALUES ({marks(14)})"
 _AUDIT_INSERT = f"INSERT INTO audit ({rows.AUDIT_COLUMNS}) VALUES ({marks(6)})"
 

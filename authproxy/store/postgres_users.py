@@ -17,6 +17,8 @@ from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.postgres_core import Connection, PostgresCore, changed_rows
 from authproxy.store.records import ActiveKey, ApiKey, ModelSetting, User
 
+__all__ = ["UserQueries"]
+
 
 class UserQueries(PostgresCore):
     # -- auth index -------------------------------------------------------------------------

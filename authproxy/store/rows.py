@@ -33,6 +33,29 @@ from authproxy.store.records import (
     User,
 )
 
+__all__ = [
+    "ACTIVE_KEYS",
+    "AUDIT_COLUMNS",
+    "KEY_SELECT",
+    "LOGIN_FLOW_COLUMNS",
+    "QUOTA_COLUMNS",
+    "SESSION_SELECT",
+    "USAGE_COLUMNS",
+    "USER_COLUMNS",
+    "Row",
+    "active_key",
+    "api_key",
+    "audit_entry",
+    "login_flow",
+    "model_setting",
+    "quota",
+    "session",
+    "usage",
+    "usage_summary",
+    "user",
+    "values",
+]
+
 
 class Row(Protocol):
     """One database row (an aiosqlite tuple, an asyncpg Record), columns in SELECT order."""

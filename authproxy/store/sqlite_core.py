@@ -17,6 +17,8 @@ import aiosqlite
 from authproxy.store.base import StoreError
 from authproxy.store.migrations import MIGRATIONS
 
+__all__ = ["BUSY_TIMEOUT_MS", "SqliteCore", "marks"]
+
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 

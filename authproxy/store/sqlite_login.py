@@ -15,6 +15,8 @@ from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import LoginFlow, Session, User
 from authproxy.store.sqlite_users import UserQueries
 
+__all__ = ["LoginQueries"]
+
 
 class LoginQueries(UserQueries):
     """Builds on ``UserQueries``: sign-ins resolve to users (``get_user``)."""

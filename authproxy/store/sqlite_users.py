@@ -16,6 +16,8 @@ from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import ActiveKey, ApiKey, ModelSetting, User
 from authproxy.store.sqlite_core import SqliteCore
 
+__all__ = ["UserQueries"]
+
 
 class UserQueries(SqliteCore):
     # -- auth index -------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 
 from authproxy.store.contracts import ChangeStore
 
+__all__ = ["Reloader", "StoreWatch"]
+
 log = logging.getLogger("authproxy.store_watch")
 
 Reloader = Callable[[], Awaitable[None]]

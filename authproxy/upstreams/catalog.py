@@ -12,6 +12,8 @@ from authproxy.config.schema import Upstream
 from authproxy.store.contracts import ModelStore
 from authproxy.upstreams.health import HealthState
 
+__all__ = ["ModelCatalog", "UpstreamState"]
+
 log = logging.getLogger("authproxy.upstreams")
 
 

@@ -8,6 +8,8 @@ import aiohttp
 
 from authproxy.upstreams.catalog import UpstreamState
 
+__all__ = ["DISCOVERY_TIMEOUT", "discover"]
+
 log = logging.getLogger("authproxy.discovery")
 
 DISCOVERY_TIMEOUT = 5.0

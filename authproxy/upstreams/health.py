@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+__all__ = ["HealthState", "ProbeResult", "probe"]
+
 
 @dataclass(slots=True, kw_only=True)
 class HealthState:

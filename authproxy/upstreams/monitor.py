@@ -17,6 +17,8 @@ from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.discovery import discover
 from authproxy.upstreams.health import probe
 
+__all__ = ["UpstreamMonitor"]
+
 log = logging.getLogger("authproxy.monitor")
 
 

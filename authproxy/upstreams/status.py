@@ -17,6 +17,8 @@ from authproxy.upstreams.catalog import UpstreamState
 from authproxy.upstreams.discovery import discover
 from authproxy.upstreams.health import probe
 
+__all__ = ["ModelInfo", "ModelOverview", "UpstreamHealth", "model_overview", "upstream_health"]
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamHealth:

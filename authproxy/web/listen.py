@@ -10,6 +10,8 @@ import contextlib
 import os
 import socket
 
+__all__ = ["ListenError", "bind_sockets"]
+
 
 class ListenError(Exception):
     """The configured address can't be listened on; the message is the whole story."""

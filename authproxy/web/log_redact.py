@@ -19,6 +19,17 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from authproxy.auth.keys import DISPLAY_CHARS, KEY_PREFIX
 
+__all__ = [
+    "AIOHTTP_LOGGERS",
+    "REDACTED",
+    "MalformedRequests",
+    "RedactRecords",
+    "RedactingFormatter",
+    "install_redaction",
+    "parser_complaint",
+    "redact",
+]
+
 AIOHTTP_LOGGERS = (
     "aiohttp.access",
     "aiohttp.client",

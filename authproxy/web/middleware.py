@@ -31,6 +31,14 @@ from authproxy.metrics.endpoint import anonymous_scrape
 from authproxy.proxy.forward import Outcome
 from authproxy.web.routes import ACCESS
 
+__all__ = [
+    "CLIENT_CLOSED_REQUEST",
+    "auth_middleware",
+    "error_response",
+    "gateway_middleware",
+    "raw_path",
+]
+
 log = logging.getLogger("authproxy")
 access_log = logging.getLogger("authproxy.access")
 

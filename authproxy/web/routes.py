@@ -31,6 +31,8 @@ from authproxy.proxy.handlers import make_handler
 from authproxy.proxy.models_list import list_models
 from authproxy.web.status_pages import healthz, readyz
 
+__all__ = ["ACCESS", "ROUTES", "Access", "Route", "add_routes"]
+
 Access = Literal["public", "page", "api", "scrape"]
 
 

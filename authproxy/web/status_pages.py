@@ -6,6 +6,8 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 
+__all__ = ["healthz", "readyz"]
+
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
