@@ -107,7 +107,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[gateway_middleware, auth_middleware],
         client_max_size=config.max_request_bytes,
-        # Request bodies are decompressed by the gateway itself (request_encoding.py).
+        # Request bodies are decompressed by the gateway itself (proxy/request_encoding.py).
         handler_args={"max_field_size": 16384, "auto_decompress": False},
     )
     app[K.CONFIG] = config

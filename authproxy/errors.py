@@ -104,7 +104,7 @@ class UpstreamError(GatewayError):
     type = "upstream_error"
     code = "upstream_unavailable"
     #: Nothing reached the client and the engine gave no usable answer, so another upstream
-    #: serving the model may be tried (``failover.py``).
+    #: serving the model may be tried (``proxy/failover.py``).
     failover: bool = False
 
 

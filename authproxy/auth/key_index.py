@@ -1,7 +1,7 @@
 """In-memory index of every usable key, kept in step with the store.
 
 The whole set of active keys (hash -> owner) is held in memory and reloaded whenever the store
-changes (see ``store_watch``). A request never touches the disk, and an unknown key costs exactly
+changes (see ``store/watch.py``). A request never touches the disk, and an unknown key costs exactly
 what a known one does (one HMAC, one dict lookup), so a flood of invalid keys cannot load the
 database and there is no timing difference to learn from.
 """

@@ -1,8 +1,8 @@
 """``authproxy engine list|params|command|run|unit``: launch profiles for inference engines.
 
-These commands need no gateway config: they render a profile (``authproxy/engine_profiles.py``)
-for one model, then print it, run it (``authproxy/engine_runner.py``) or wrap it in a service
-definition (``authproxy/engine_service.py``).
+These commands need no gateway config: they render a profile (``authproxy/engines/profile.py``)
+for one model, then print it, run it (``authproxy/engines/runner.py``) or wrap it in a service
+definition (``authproxy/engines/units.py``).
 """
 
 from __future__ import annotations

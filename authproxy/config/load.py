@@ -31,7 +31,7 @@ __all__ = [
 
 ENV_PREFIX = "AUTHPROXY_"
 DEFAULT_CONFIG_NAME = "authproxy.yaml"
-# Read elsewhere: the file to load, and the server secret (authproxy/secret.py).
+# Read elsewhere: the file to load, and the server secret (authproxy/auth/secret.py).
 NOT_CONFIG_KEYS = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "SECRET")
 
 

@@ -1,6 +1,6 @@
 """Typed configuration: the models of the one YAML file, unknown keys rejected.
 
-Finding, reading and validating the file (and ``AUTHPROXY_*`` overrides) is ``config_load``.
+Finding, reading and validating the file (and ``AUTHPROXY_*`` overrides) is ``load``.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Timeouts(_Strict):
 
 
 class HealthChecks(_Strict):
-    """Active checks of every upstream's `health_path` (see health.py for the state machine)."""
+    """Active checks of every upstream's `health_path` (the state machine: upstreams/health.py)."""
 
     interval: float = Field(default=5.0, gt=0)
     timeout: float = Field(default=2.0, gt=0)
@@ -96,7 +96,7 @@ class HealthChecks(_Strict):
 
 
 class PromptEstimate(_Strict):
-    """The prompt estimate (``prompt_estimate.py``): bytes a token stands for at least (1: an
+    """The prompt estimate (``proxy/prompt_estimate.py``): bytes a token stands for at least (1: an
     upper bound), and the tokens a chat template may add beyond the body's own bytes."""
 
     bytes_per_token: float = Field(default=1.0, ge=1.0)  # above 1 the bound becomes a guess

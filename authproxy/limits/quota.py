@@ -4,10 +4,10 @@ Limits come from the user's role, overridden per user from the store (``authprox
 quota``); a change made by any process applies within a second (``StoreWatch``).
 
 Token quotas are enforced by reservation: before a request is forwarded it reserves its prompt
-estimate (an upper bound, ``prompt_estimate.py``) plus its output limit (the client's, or
+estimate (an upper bound, ``proxy/prompt_estimate.py``) plus its output limit (the client's, or
 ``quotas.default_max_tokens``) times the outputs it asks for (``n``, several prompts) against
 what remains; with ``clamp_max_tokens`` the limit is lowered to fit. The engine always runs
-the limit reserved: it is written into the body it gets (``output_limits.py``). Afterwards the
+the limit reserved: it is written into the body it gets (``proxy/output_limits.py``). Afterwards the
 reservation is replaced by the engine's real count. Because admission and reservation happen
 in one step of the event loop, N simultaneous requests can never reserve more than remains.
 
@@ -66,7 +66,7 @@ class QuotaBookStore(QuotaStore, UsageStore, Protocol):
 
 
 class QuotaRefused(RateLimited):
-    """Over a limit; ``reason`` names which one for the metrics (``metrics.QUOTA_REASONS``)."""
+    """Over a limit; ``reason`` names which one for the metrics (``registry.QUOTA_REASONS``)."""
 
     def __init__(self, message: str, *, reason: str, headers: dict[str, str]) -> None:
         super().__init__(message, headers=headers)

@@ -1,6 +1,6 @@
 """``/auth/login`` (the sign-in page and the password form) and ``/auth/logout``.
 
-The OIDC half of the login (``/auth/oidc``, ``/auth/callback``) is in ``oidc_routes``.
+The OIDC half of the login (``/auth/oidc``, ``/auth/callback``) is in ``oidc_pages``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from authproxy.store.records import AuditEntry, UsageRow
 
 __all__ = ["AccountingStore", "UsageWriter"]
 
-log = logging.getLogger("authproxy.accounting")
+log = logging.getLogger(__name__)
 
 
 class AccountingStore(UsageStore, KeyStore, Protocol):

@@ -23,7 +23,7 @@ from authproxy.upstreams.catalog import UpstreamState
 
 __all__ = ["forward_with_failover"]
 
-log = logging.getLogger("authproxy.failover")
+log = logging.getLogger(__name__)
 
 
 def _reset(outcome: Outcome) -> None:

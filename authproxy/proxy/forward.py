@@ -30,7 +30,7 @@ from authproxy.upstreams.catalog import UpstreamState
 
 __all__ = ["FAILOVER_STATUSES", "MAX_ERROR_BODY", "EngineUnavailable", "Forwarder", "Outcome"]
 
-log = logging.getLogger("authproxy.forward")
+log = logging.getLogger(__name__)
 
 MAX_ERROR_BODY = 64 * 1024
 # The engine (or a proxy in front of it) says it cannot serve now: another upstream may.

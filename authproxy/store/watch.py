@@ -16,7 +16,7 @@ from authproxy.store.contracts import ChangeStore
 
 __all__ = ["Reloader", "StoreWatch"]
 
-log = logging.getLogger("authproxy.store_watch")
+log = logging.getLogger(__name__)
 
 Reloader = Callable[[], Awaitable[None]]
 

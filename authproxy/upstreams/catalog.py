@@ -14,7 +14,7 @@ from authproxy.upstreams.health import HealthState
 
 __all__ = ["ModelCatalog", "UpstreamState"]
 
-log = logging.getLogger("authproxy.upstreams")
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False, kw_only=True)

@@ -10,7 +10,7 @@ from authproxy.upstreams.catalog import UpstreamState
 
 __all__ = ["DISCOVERY_TIMEOUT", "discover"]
 
-log = logging.getLogger("authproxy.discovery")
+log = logging.getLogger(__name__)
 
 DISCOVERY_TIMEOUT = 5.0
 

@@ -19,7 +19,7 @@ from authproxy.upstreams.health import probe
 
 __all__ = ["UpstreamMonitor"]
 
-log = logging.getLogger("authproxy.monitor")
+log = logging.getLogger(__name__)
 
 
 class UpstreamMonitor:

@@ -1,7 +1,7 @@
 """The admin's view of the upstreams: are they up, and which models does each serve.
 
 Read-only and short-lived (a fresh HTTP session per call), for the CLI and the TUI; the
-gateway keeps its own, long-lived view in ``upstreams.ModelCatalog``.
+gateway keeps its own, long-lived view in ``catalog.ModelCatalog``.
 """
 
 from __future__ import annotations
