@@ -18,7 +18,7 @@ from authproxy.store.records import (
     UsageRow,
     UsageSummary,
 )
-from authproxy.store.rows import values
+from authproxy.store.rows import values  # `rows` is a parameter below
 
 __all__ = ["UsageQueries"]
 

@@ -19,7 +19,7 @@ from authproxy.store.records import (
     UsageRow,
     UsageSummary,
 )
-from authproxy.store.rows import values
+from authproxy.store.rows import values  # `rows` is a parameter below
 from authproxy.store.sqlite_core import SqliteCore, marks
 
 __all__ = ["UsageQueries"]
@@ -37,8 +37,8 @@ class UsageQueries(SqliteCore):
 
     async def set_quota(self, override: QuotaOverride) -> QuotaOverride:
         async def run(db: aiosqlite.Connection) -> None:
-            values = rows.values(override)
-            if all(v is None for v in values[1:]):
+            fields = values(override)
+            if all(v is None for v in fields[1:]):
                 await db.execute("DELETE FROM quotas WHERE user_id = ?", (override.user_id,))
                 return
             await db.execute(
@@ -48,7 +48,7 @@ class UsageQueries(SqliteCore):
                 " max_concurrent = excluded.max_concurrent,"
                 " tokens_per_day = excluded.tokens_per_day,"
                 " tokens_per_month = excluded.tokens_per_month",
-                values,
+                fields,
             )
 
         await self._write(run)
