@@ -23,7 +23,9 @@ from admin_tui.screens.models import ModelsScreen
 from admin_tui.screens.sessions import SessionsScreen
 from admin_tui.screens.users import UsersScreen
 from admin_tui.widgets.nav import ALL_SCREENS
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
+
+__all__ = ["SCREEN_TYPES", "AdminApp", "create_app"]
 
 SCREEN_TYPES: dict[str, type[AdminScreen]] = {
     s.MODE: s

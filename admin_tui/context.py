@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
+
+__all__ = ["Clock", "Context"]
 
 Clock = Callable[[], float]
 

@@ -7,6 +7,19 @@ from zoneinfo import ZoneInfo
 
 from authproxy.store.records import UNLIMITED
 
+__all__ = [
+    "against",
+    "ago",
+    "compact",
+    "day",
+    "limit",
+    "override",
+    "short_time",
+    "span",
+    "timestamp",
+    "until",
+]
+
 
 def compact(n: int) -> str:
     """1234 -> 1.2k, 4000000 -> 4M: a number in at most five characters."""

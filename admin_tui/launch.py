@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
-import os
 
 from admin_tui.app import create_app
-from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.admin.entry import local_actor, open_admin
+from authproxy.config.schema import Config
 
-
-def _actor() -> str:
-    try:
-        who = getpass.getuser()
-    except Exception:
-        who = str(os.getuid())
-    return f"tui:{who}"
+__all__ = ["run_admin"]
 
 
 async def run_admin(config: Config, *, start: str = "dashboard") -> None:
     """Raises AdminError (no database yet) or StoreError before the screen is taken over."""
     # Log lines written to the terminal would tear the screen; the app reports errors itself.
     logging.getLogger("authproxy").setLevel(logging.CRITICAL)
-    async with admin_service(config) as service:
-        service.actor = _actor()
+    async with open_admin(config, actor=local_actor("tui")) as service:
         await create_app(service, start=start).run_async()

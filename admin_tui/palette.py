@@ -13,6 +13,8 @@ from admin_tui.widgets.nav import ALL_SCREENS
 if TYPE_CHECKING:
     from admin_tui.app import AdminApp
 
+__all__ = ["AdminCommands", "Callback"]
+
 Callback = Callable[[], Coroutine[Any, Any, None]]
 
 

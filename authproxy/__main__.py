@@ -1,3 +1,5 @@
 from authproxy.cli.main import main
 
+__all__: list[str] = []
+
 raise SystemExit(main())

@@ -9,58 +9,55 @@ import aiohttp
 from aiohttp import web
 
 from authproxy import appkeys as K
-from authproxy.accounting import UsageWriter
-from authproxy.auth import ApiKeyAuthenticator
-from authproxy.auth_throttle import AuthThrottle
-from authproxy.browser_setup import add_browser_routes, browser_ctx
-from authproxy.client_address import ClientAddress
-from authproxy.config import Config
-from authproxy.endpoints import FORWARDED, METRICS_PATH, MODELS_PATH
-from authproxy.forward import Forwarder
-from authproxy.info_handlers import healthz, list_models, readyz
-from authproxy.key_index import KeyIndex
-from authproxy.keys import KeyHasher
-from authproxy.metrics import GatewayMetrics
-from authproxy.metrics_http import metrics
-from authproxy.middleware import auth_middleware, gateway_middleware
-from authproxy.monitor import UpstreamMonitor
-from authproxy.policy import Policy
-from authproxy.proxy_handlers import make_handler
-from authproxy.quota import QuotaBook
-from authproxy.secret import load_or_create_secret
-from authproxy.store import open_store
-from authproxy.store_watch import StoreWatch
-from authproxy.upstreams import ModelCatalog, Upstream
+from authproxy.admin.entry import open_services
+from authproxy.auth.authenticate import ApiKeyAuthenticator
+from authproxy.auth.client_address import ClientAddress
+from authproxy.auth.key_index import KeyIndex
+from authproxy.auth.policy import Policy
+from authproxy.config.schema import Config
+from authproxy.limits.quota import QuotaBook
+from authproxy.limits.throttle import AuthThrottle
+from authproxy.login.setup import browser_ctx
+from authproxy.metrics.registry import GatewayMetrics
+from authproxy.proxy.accounting import UsageWriter
+from authproxy.proxy.forward import Forwarder
+from authproxy.store.watch import StoreWatch
+from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
+from authproxy.upstreams.monitor import UpstreamMonitor
+from authproxy.web.middleware import auth_middleware, gateway_middleware
+from authproxy.web.routes import add_routes
+
+__all__ = ["build_app"]
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The store and what reads it (key index, model switches, quota book), kept current by
+    one StoreWatch; closed last."""
     config = app[K.CONFIG]
-    secret = load_or_create_secret(config.secret_path)
-    store = await open_store(config.store_location, secret=secret)
-    app[K.STORE] = store
-    index = KeyIndex(store=store, hasher=KeyHasher(secret=secret))
-    catalog = ModelCatalog(
-        upstreams=[Upstream.from_config(u) for u in config.upstreams],
-        store=store,
-        aliases=config.model_aliases,
-    )
-    quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
-    await quotas.rebuild()
-    watch = StoreWatch(store=store)
-    watch.subscribe(index.reload)
-    watch.subscribe(catalog.reload)
-    watch.subscribe(quotas.reload)
-    app[K.KEY_INDEX] = index
-    app[K.CATALOG] = catalog
-    app[K.QUOTAS] = quotas
-    app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
-    app[K.WATCH] = watch
-    app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
-    try:
+    async with open_services(config) as services:
+        store = services.store
+        app[K.SERVICES] = services
+        app[K.STORE] = store
+        index = KeyIndex(store=store, hasher=services.secret.hasher)
+        catalog = ModelCatalog(
+            upstreams=[UpstreamState.from_config(u) for u in config.upstreams],
+            store=store,
+            aliases=config.model_aliases,
+        )
+        quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
+        await quotas.rebuild()
+        watch = StoreWatch(store=store)
+        watch.subscribe(index.reload)
+        watch.subscribe(catalog.reload)
+        watch.subscribe(quotas.reload)
+        app[K.KEY_INDEX] = index
+        app[K.CATALOG] = catalog
+        app[K.QUOTAS] = quotas
+        app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
+        app[K.WATCH] = watch
+        app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
         async with watch.running():
             yield
-    finally:
-        await store.close()
 
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -82,7 +79,6 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         aiohttp.ClientSession(connector=connector, **options) as session,
         aiohttp.ClientSession(connector=fresh_connector, **options) as fresh_session,
     ):
-        app[K.SESSION] = session
         app[K.FORWARDER] = Forwarder(
             session=session,
             fresh_session=fresh_session,
@@ -111,7 +107,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[gateway_middleware, auth_middleware],
         client_max_size=config.max_request_bytes,
-        # Request bodies are decompressed by the gateway itself (request_encoding.py).
+        # Request bodies are decompressed by the gateway itself (proxy/request_encoding.py).
         handler_args={"max_field_size": 16384, "auto_decompress": False},
     )
     app[K.CONFIG] = config
@@ -123,11 +119,5 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(browser_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_usage_ctx)
-    for path, endpoint in FORWARDED.items():
-        app.router.add_post(path, make_handler(endpoint))
-    app.router.add_get(MODELS_PATH, list_models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get(METRICS_PATH, metrics)
-    add_browser_routes(app)
+    add_routes(app)
     return app

@@ -1,12 +1,30 @@
 """The one error tree of the gateway.
 
-Every refusal the gateway makes is a ``GatewayError``; ``middleware.error_middleware`` turns it
-into the OpenAI error shape ``{"error": {"message", "type", "code"}}`` in one place.
+Every refusal the gateway makes is a ``GatewayError``; the outer middleware
+(``web/middleware.py``, ``gateway_middleware``) turns it into the OpenAI error shape
+``{"error": {"message", "type", "code"}}`` in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "GatewayError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "ServiceUnavailable",
+    "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamNoAnswer",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+]
 
 
 class GatewayError(Exception):
@@ -86,7 +104,7 @@ class UpstreamError(GatewayError):
     type = "upstream_error"
     code = "upstream_unavailable"
     #: Nothing reached the client and the engine gave no usable answer, so another upstream
-    #: serving the model may be tried (``failover.py``).
+    #: serving the model may be tried (``proxy/failover.py``).
     failover: bool = False
 
 

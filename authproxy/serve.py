@@ -12,9 +12,11 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.app import build_app
-from authproxy.config import Config
-from authproxy.listen import bind_sockets
-from authproxy.log_redact import install_redaction
+from authproxy.config.schema import Config
+from authproxy.web.listen import bind_sockets
+from authproxy.web.log_redact import install_redaction
+
+__all__ = ["LOG_FORMAT", "run", "serve", "setup_logging"]
 
 log = logging.getLogger("authproxy")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -41,10 +41,10 @@ if not __package__:  # run as a script: make the repository root importable
 
 import orjson
 
-from authproxy import json_body
-from authproxy.config import Quotas
-from authproxy.endpoints import FORWARDED
-from authproxy.request_body import for_engine, prepare
+from authproxy.config.schema import Quotas
+from authproxy.proxy import json_body
+from authproxy.proxy.endpoints import FORWARDED
+from authproxy.proxy.request_body import for_engine, prepare
 
 CHAT = FORWARDED["/v1/chat/completions"]
 SETTINGS = Quotas()

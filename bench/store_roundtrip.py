@@ -35,10 +35,10 @@ if not __package__:  # run as a script: make the repository root importable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from pg.cluster import PostgresCluster
+from support.factories import usage_row
 
 from authproxy.clock import now
 from authproxy.store import Store, open_store
-from authproxy.store.records import UsageRow
 
 ROUNDS = 10
 SESSION = hashlib.sha256(b"bench session").digest()
@@ -55,9 +55,9 @@ async def _seed(store: Store) -> tuple[int, int]:
 
 
 def _calls(store: Store, user_id: int, session_id: int) -> dict[str, Call]:
-    row = UsageRow(
-        now(), "bench", user_id, None, "tiny", "local", "/v1/chat/completions", 200, 20, 8,
-        12.5, 3.0, False, "engine",
+    row = usage_row(
+        ts=now(), request_id="bench", user_id=user_id, model="tiny", upstream="local",
+        prompt_tokens=20, completion_tokens=8, duration_ms=12.5, ttft_ms=3.0,
     )  # fmt: skip
     return {
         "find_session": lambda: store.find_session(SESSION),

@@ -34,6 +34,8 @@ echo "check: ruff" >&2
 "$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --diff . | head -50; exit 1; }
 echo "check: mypy --strict" >&2
 "$VENV/bin/mypy"
+echo "check: import contracts (pyproject.toml [tool.importlinter])" >&2
+"$VENV/bin/lint-imports" --no-cache --no-logo
 echo "test: pytest" >&2
 # AUTHPROXY_VENV / AUTHPROXY_CACHE steer this script; to the gateway they would be config keys.
 unset AUTHPROXY_VENV AUTHPROXY_CACHE

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+__all__ = ["Confirm"]
+
 
 class Confirm(ModalScreen[bool]):
     DEFAULT_CSS = """

@@ -11,6 +11,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Static
 
+__all__ = ["FormModal"]
+
 T = TypeVar("T")
 
 

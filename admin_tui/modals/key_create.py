@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.widgets import Input, Select
 
 from admin_tui.modals.form import FormModal
-from authproxy.clock import parse_duration
+from authproxy.text import parse_duration
+
+__all__ = ["CreateKeyModal", "KeyRequest"]
 
 
 @dataclass(frozen=True)

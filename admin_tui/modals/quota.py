@@ -7,10 +7,12 @@ from textual.widgets import Input
 
 from admin_tui import formatting as fmt
 from admin_tui.modals.form import FormModal
-from authproxy.admin import QUOTA_FIELDS
-from authproxy.quota import Limits
+from authproxy.admin.service import QUOTA_FIELDS
+from authproxy.limits.quota import Limits
 from authproxy.store.records import UNLIMITED, QuotaOverride
-from authproxy.whole_number import whole_number
+from authproxy.text import whole_number
+
+__all__ = ["LABELS", "QuotaChanges", "QuotaModal", "parse_quota"]
 
 LABELS = {
     "requests_per_minute": "Requests/min",

@@ -11,6 +11,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+__all__ = ["RoleModal"]
+
 
 class RoleModal(ModalScreen[str | None]):
     DEFAULT_CSS = """

@@ -9,6 +9,8 @@ from textual.widgets import Input, Select
 
 from admin_tui.modals.form import FormModal
 
+__all__ = ["AddUserModal", "NewUser"]
+
 
 @dataclass(frozen=True)
 class NewUser:

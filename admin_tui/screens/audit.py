@@ -16,6 +16,8 @@ from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.store.records import AuditEntry
 
+__all__ = ["COLUMNS", "LIMIT", "PERIODS", "AuditScreen"]
+
 COLUMNS = [
     ("Time", 11),
     ("Actor", 9),

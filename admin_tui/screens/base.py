@@ -16,8 +16,10 @@ from textual.worker import Worker, WorkerState
 
 from admin_tui.context import Context
 from admin_tui.widgets.nav import NavBar
-from authproxy.admin import AdminError, AdminService
+from authproxy.admin.service import AdminError, AdminService
 from authproxy.store.base import StoreError
+
+__all__ = ["AdminScreen", "describe"]
 
 
 def describe(error: BaseException) -> str:

@@ -19,9 +19,11 @@ from admin_tui.context import Context
 from admin_tui.screens.base import AdminScreen
 from admin_tui.widgets.chart import TrafficChart, peak_caption
 from admin_tui.widgets.table import Cell, RecordTable
-from authproxy.admin_reports import Dashboard, Tally
-from authproxy.gateway_status import GatewayStatus
-from authproxy.upstream_status import UpstreamHealth
+from authproxy.admin.gateway_status import GatewayStatus
+from authproxy.admin.reports import Dashboard, Tally
+from authproxy.upstreams.status import UpstreamHealth
+
+__all__ = ["DashboardScreen", "gateway_text", "health_text", "plural", "stats_text"]
 
 
 def _rows(tallies: list[Tally]) -> list[tuple[str, list[Cell]]]:

@@ -17,8 +17,10 @@ from admin_tui.modals.key_create import CreateKeyModal
 from admin_tui.modals.key_shown import KeyShownModal
 from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 from authproxy.store.records import ApiKey
+
+__all__ = ["COLUMNS", "KeysScreen", "create_key", "status"]
 
 COLUMNS = [
     ("ID", 3),

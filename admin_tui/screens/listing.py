@@ -13,6 +13,8 @@ from textual.widgets import DataTable, Input
 from admin_tui.screens.base import AdminScreen
 from admin_tui.widgets.table import RecordTable
 
+__all__ = ["SearchableScreen", "TableScreen"]
+
 
 class TableScreen(AdminScreen):
     """A screen around one ``RecordTable``: the detail line follows the cursor."""

@@ -15,7 +15,9 @@ from admin_tui.context import Context
 from admin_tui.modals.confirm import Confirm
 from admin_tui.screens.listing import TableScreen
 from admin_tui.widgets.table import Cell, RecordTable
-from authproxy.upstream_status import ModelInfo
+from authproxy.upstreams.status import ModelInfo
+
+__all__ = ["COLUMNS", "ModelsScreen", "roles_text", "source"]
 
 COLUMNS = [
     ("Model", 20),

@@ -16,6 +16,8 @@ from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
 from authproxy.store.records import Session
 
+__all__ = ["COLUMNS", "SessionsScreen"]
+
 COLUMNS = [
     ("User", 12),
     ("Via", 8),

@@ -19,8 +19,10 @@ from admin_tui.modals.user_add import AddUserModal
 from admin_tui.screens.keys import KeysScreen, create_key
 from admin_tui.screens.listing import SearchableScreen
 from admin_tui.widgets.table import Cell, RecordTable
-from authproxy.admin import QUOTA_FIELDS, UserUsage
-from authproxy.quota import resolve_limits
+from authproxy.admin.service import QUOTA_FIELDS, UserUsage
+from authproxy.limits.quota import resolve_limits
+
+__all__ = ["COLUMNS", "DAY", "UsersScreen"]
 
 COLUMNS = [
     ("User", 12),

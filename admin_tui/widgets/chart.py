@@ -10,6 +10,8 @@ from textual.widgets import Label, Sparkline
 
 from admin_tui import formatting as fmt
 
+__all__ = ["TrafficChart", "peak_caption"]
+
 
 class TrafficChart(Vertical):
     DEFAULT_CSS = """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+__all__ = ["ALL_SCREENS", "MORE_SCREENS", "SCREENS", "NavBar"]
+
 # (mode, key, title): the app binds the keys; this line only shows them.
 SCREENS = (
     ("dashboard", "d", "Dashboard"),

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
+__all__ = ["Cell", "RecordTable"]
+
 Cell = str | Text
 
 

@@ -3,49 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 
-from authproxy.admin import QUOTA_FIELDS, AdminError, AdminService
+from authproxy.admin.entry import local_actor, open_admin
+from authproxy.admin.service import QUOTA_FIELDS, AdminError, AdminService
 from authproxy.cli.output import as_json, table, when
-from authproxy.clock import now, parse_duration
-from authproxy.config import Config
-from authproxy.keys import KeyHasher
-from authproxy.quota import Limits
-from authproxy.secret import load_or_create_secret
-from authproxy.store import open_store
+from authproxy.clock import now
+from authproxy.config.schema import Config
+from authproxy.limits.quota import Limits
 from authproxy.store.records import UNLIMITED, ApiKey
-from authproxy.whole_number import whole_number
+from authproxy.text import parse_duration, whole_number
+
+__all__ = [
+    "UNSET",
+    "admin_service",
+    "cmd_admin",
+    "cmd_audit",
+    "cmd_init",
+    "cmd_keys",
+    "cmd_models",
+    "cmd_usage",
+    "cmd_users",
+    "count",
+    "key_id",
+    "quota_value",
+]
 
 
-def _actor() -> str:
-    try:
-        who = getpass.getuser()
-    except Exception:
-        who = str(os.getuid())
-    return f"cli:{who}"
-
-
-@asynccontextmanager
-async def admin_service(config: Config, *, create: bool = False) -> AsyncIterator[AdminService]:
-    if not create and config.database is None and not config.db_path.exists():
-        raise AdminError(f"no database at {config.db_path}; run `authproxy init` first")
-    secret = load_or_create_secret(config.secret_path, create=create)
-    store = await open_store(config.store_location, secret=secret)
-    try:
-        yield AdminService(
-            store=store,
-            hasher=KeyHasher(secret=secret),
-            config=config,
-            actor=_actor(),
-            source="local",
-        )
-    finally:
-        await store.close()
+def admin_service(
+    config: Config, *, create: bool = False
+) -> AbstractAsyncContextManager[AdminService]:
+    """The admin service as the CLI acts: ``cli:<login>``, from ``local``."""
+    return open_admin(config, actor=local_actor("cli"), create=create)
 
 
 UNSET = object()

@@ -7,11 +7,13 @@ import argparse
 import sys
 from typing import Any
 
-from authproxy.admin import AdminError
-from authproxy.config import Config
-from authproxy.secret import load_or_create_secret
+from authproxy.admin.service import AdminError
+from authproxy.auth.secret import ServerSecret
+from authproxy.config.schema import Config
 from authproxy.store import is_postgres_url, open_store
 from authproxy.store.dispatch import check_secret
+
+__all__ = ["add_parser", "cmd_db"]
 
 _WHAT = {
     "users": "users",
@@ -56,7 +58,7 @@ async def cmd_db(config: Config, args: argparse.Namespace) -> None:
         raise AdminError(f"no SQLite database at {config.db_path} to copy")
     # The secret the keys were hashed under: checked against the source, remembered by the
     # target (its fingerprint), so the gateways on PostgreSQL accept the same keys.
-    secret = load_or_create_secret(config.secret_path, create=False)
+    secret = ServerSecret.load(config.secret_path, create=False).value
     source = await open_store(config.db_path, secret=secret)  # brings it to the current schema
     await source.close()
     store = await open_postgres(target)

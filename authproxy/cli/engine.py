@@ -1,8 +1,8 @@
 """``authproxy engine list|params|command|run|unit``: launch profiles for inference engines.
 
-These commands need no gateway config: they render a profile (``authproxy/engine_profiles.py``)
-for one model, then print it, run it (``authproxy/engine_runner.py``) or wrap it in a service
-definition (``authproxy/engine_service.py``).
+These commands need no gateway config: they render a profile (``authproxy/engines/profile.py``)
+for one model, then print it, run it (``authproxy/engines/runner.py``) or wrap it in a service
+definition (``authproxy/engines/units.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from authproxy.engine_profiles import (
+from authproxy.engines.profile import (
     EngineProfileError,
     Profile,
     Rendered,
@@ -22,8 +22,10 @@ from authproxy.engine_profiles import (
     load_profile,
     render,
 )
-from authproxy.engine_runner import EngineRunner, resolve_binary
-from authproxy.engine_service import launchd_agent, systemd_unit
+from authproxy.engines.runner import EngineRunner, resolve_binary
+from authproxy.engines.units import launchd_agent, systemd_unit
+
+__all__ = ["add_parser", "run"]
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
-from authproxy.config_load import DEFAULT_CONFIG_NAME, ConfigError, load_config, resolve_path
-from authproxy.engine_profiles import HOST, EngineProfileError, load_profile, resolve_values
+from authproxy.config.load import DEFAULT_CONFIG_NAME, ConfigError, load_config, resolve_path
+from authproxy.engines.profile import HOST, EngineProfileError, load_profile, resolve_values
+
+__all__ = ["add_init_options", "add_upstream", "prepare_init", "upstream_entry"]
 
 
 def add_init_options(init: argparse.ArgumentParser) -> None:

@@ -8,11 +8,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from authproxy.admin import AdminError
+from authproxy.admin.service import AdminError
 from authproxy.cli.commands import admin_service
 from authproxy.cli.output import as_json, table, when
-from authproxy.config import Config
-from authproxy.passwords import PasswordPolicyError, hash_password
+from authproxy.config.schema import Config
+from authproxy.login.passwords import PasswordPolicyError, hash_password
+
+__all__ = ["add_parsers", "cmd_passwd", "cmd_sessions"]
 
 
 def _read_password(stdin: bool) -> str:

@@ -9,12 +9,14 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
-from authproxy.admin import AdminError
+from authproxy.admin.service import AdminError
+from authproxy.auth.secret import SecretFileError
 from authproxy.cli import commands, db, engine, engine_init, login_commands
-from authproxy.config import Config
-from authproxy.config_load import ConfigError, load_config
-from authproxy.secret import SecretFileError
+from authproxy.config.load import ConfigError, load_config
+from authproxy.config.schema import Config
 from authproxy.store.base import StoreError
+
+__all__ = ["COMMANDS", "Command", "main"]
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -25,6 +27,16 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 Command = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+def _actions(
+    sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser, name: str, help: str
+) -> argparse._SubParsersAction[Any]:
+    """``authproxy NAME ACTION …``: a command whose first argument names what to do."""
+    command: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help)
+    return command.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,10 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     engine_init.add_init_options(init)  # deploy: --engine PROFILE
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
 
-    users = sub.add_parser("users", parents=[common], help="manage users")
-    u = users.add_subparsers(
-        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
-    )
+    u = _actions(sub, common, "users", "manage users")
     add = u.add_parser("add", parents=[common], help="add a user")
     add.add_argument("name")
     add.add_argument("--role", default=None)
@@ -87,10 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     login_commands.add_parsers(u, sub, common, _OneLineParser)
 
-    keys = sub.add_parser("keys", parents=[common], help="manage API keys")
-    k = keys.add_subparsers(
-        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
-    )
+    k = _actions(sub, common, "keys", "manage API keys")
     kc = k.add_parser("create", parents=[common], help="create a key; prints only the key")
     kc.add_argument("user")
     kc.add_argument("--label", default=None)
@@ -101,10 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     kr = k.add_parser("revoke", parents=[common], help="revoke a key by its id")
     kr.add_argument("key_id", type=commands.key_id)
 
-    models = sub.add_parser("models", parents=[common], help="list, enable, disable models")
-    m = models.add_subparsers(
-        dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
-    )
+    m = _actions(sub, common, "models", "list, enable, disable models")
     ml = m.add_parser("list", parents=[common], help="configured and discovered models")
     ml.add_argument("--json", action="store_true")
     for action in ("enable", "disable"):
@@ -169,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ok: {len(config.upstreams)} upstream(s), roles {', '.join(config.roles)}")
         return 0
     if args.command == "serve":
-        from authproxy.listen import ListenError
         from authproxy.serve import serve
+        from authproxy.web.listen import ListenError
 
         try:
             serve(config)

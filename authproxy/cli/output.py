@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = ["as_json", "table", "when"]
+
 
 def when(ts: float | None) -> str:
     if ts is None:

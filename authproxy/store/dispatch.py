@@ -22,6 +22,17 @@ from authproxy.store.sqlite import open_store as open_sqlite
 if TYPE_CHECKING:
     from authproxy.store.postgres import PostgresStore
 
+__all__ = [
+    "FINGERPRINT_NAME",
+    "POSTGRES_SCHEMES",
+    "MetaStore",
+    "SecretMismatchError",
+    "check_secret",
+    "is_postgres_url",
+    "open_store",
+    "secret_fingerprint",
+]
+
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 FINGERPRINT_NAME = "secret_fingerprint"
 _FINGERPRINT_LABEL = b"authproxy secret fingerprint v1"

@@ -5,6 +5,8 @@ Append new ones; never edit one that shipped.
 
 from __future__ import annotations
 
+__all__ = ["EPOCH_EVENTS_1", "MIGRATIONS"]
+
 # Every change to who may use what bumps meta.auth_epoch from inside the database, so a running
 # gateway notices edits made by any process (CLI, TUI, another replica) with one cheap poll.
 _EPOCH = "UPDATE meta SET value = value + 1 WHERE name = 'auth_epoch';"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from authproxy.store.migrations import EPOCH_EVENTS_1
 
+__all__ = ["CHANNEL", "MIGRATIONS_POSTGRES"]
+
 # Who may do what changed: bump meta.auth_epoch (the gateways' cheap poll) and tell every
 # listening replica at once (NOTIFY is sent at commit, and only if the transaction commits).
 CHANNEL = "authproxy_changes"

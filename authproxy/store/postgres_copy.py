@@ -20,6 +20,8 @@ from authproxy.store.base import StoreError
 from authproxy.store.postgres import PostgresStore
 from authproxy.store.postgres_core import Connection
 
+__all__ = ["CHUNK", "NOT_COPIED", "TABLES", "copy_sqlite_to_postgres"]
+
 # Parents before children (foreign keys); what is not copied is the database's own bookkeeping.
 TABLES = ("users", "api_keys", "models", "quotas", "usage", "audit", "sessions", "login_flows")
 NOT_COPIED = ("meta", "schema_version")

@@ -19,6 +19,19 @@ from asyncpg.pool import PoolConnectionProxy
 from authproxy.store.base import StoreError
 from authproxy.store.migrations_postgres import CHANNEL, MIGRATIONS_POSTGRES
 
+__all__ = [
+    "COMMAND_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "DRIVER_ERRORS",
+    "MIGRATION_LOCK",
+    "POOL_SIZE",
+    "Connection",
+    "PostgresCore",
+    "changed_rows",
+    "marks",
+    "redact",
+]
+
 T = TypeVar("T")
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"  # annotations only
 
@@ -42,6 +55,11 @@ def redact(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
     except ValueError:
         return "(an unreadable database URL)"
+
+
+def marks(count: int) -> str:
+    """``count`` parameter placeholders, as PostgreSQL writes them: ``$1, $2, $3``."""
+    return ", ".join(f"${n}" for n in range(1, count + 1))
 
 
 def changed_rows(status: str) -> int:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncpg
 
 from authproxy.clock import now
+from authproxy.store import rows
 from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.postgres_core import Connection, changed_rows
 from authproxy.store.postgres_users import UserQueries
 from authproxy.store.records import LoginFlow, Session, User
 
-_SESSION_SELECT = (
-    "SELECT s.id, s.user_id, u.name, u.role, u.disabled, s.via, s.created_at, s.last_seen_at,"
-    " s.expires_at, s.source, s.user_agent FROM sessions s JOIN users u ON u.id = s.user_id"
-)
+__all__ = ["LoginQueries"]
 
 
 class LoginQueries(UserQueries):
@@ -61,8 +59,8 @@ class LoginQueries(UserQueries):
         return await self._write(run)
 
     async def find_session(self, id_hash: bytes) -> Session | None:
-        row = await self._one(f"{_SESSION_SELECT} WHERE s.id_hash = $1", id_hash)
-        return Session(*row) if row is not None else None
+        row = await self._one(f"{rows.SESSION_SELECT} WHERE s.id_hash = $1", id_hash)
+        return rows.session(row) if row is not None else None
 
     async def touch_session(self, session_id: int, ts: float) -> None:
         await self._count("UPDATE sessions SET last_seen_at = $1 WHERE id = $2", ts, session_id)
@@ -75,10 +73,12 @@ class LoginQueries(UserQueries):
 
     async def list_sessions(self, user_id: int | None = None) -> list[Session]:
         if user_id is None:
-            rows = await self._all(f"{_SESSION_SELECT} ORDER BY s.id")
+            sessions = await self._all(f"{rows.SESSION_SELECT} ORDER BY s.id")
         else:
-            rows = await self._all(f"{_SESSION_SELECT} WHERE s.user_id = $1 ORDER BY s.id", user_id)
-        return [Session(*r) for r in rows]
+            sessions = await self._all(
+                f"{rows.SESSION_SELECT} WHERE s.user_id = $1 ORDER BY s.id", user_id
+            )
+        return [rows.session(r) for r in sessions]
 
     async def purge_sessions(self, *, idle_before: float) -> int:
         """Delete sessions past their absolute end or unused since ``idle_before``."""
@@ -92,8 +92,8 @@ class LoginQueries(UserQueries):
 
     async def put_login_flow(self, state_hash: bytes, flow: LoginFlow) -> None:
         await self._count(
-            "INSERT INTO login_flows (state_hash, browser_hash, nonce, code_verifier,"
-            " next_path, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            f"INSERT INTO login_flows (state_hash, {rows.LOGIN_FLOW_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
             state_hash,
             flow.browser_hash,
             flow.nonce,
@@ -107,11 +107,11 @@ class LoginQueries(UserQueries):
 
         async def run(con: Connection) -> LoginFlow | None:
             row = await con.fetchrow(
-                "DELETE FROM login_flows WHERE state_hash = $1 RETURNING browser_hash, nonce,"
-                " code_verifier, next_path, created_at",
+                "DELETE FROM login_flows WHERE state_hash = $1"
+                f" RETURNING {rows.LOGIN_FLOW_COLUMNS}",
                 state_hash,
             )
-            return LoginFlow(*row) if row is not None else None
+            return rows.login_flow(row) if row is not None else None
 
         return await self._write(run)
 

@@ -8,9 +8,9 @@ SQLite, so both backends return the same records in the same order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple
 
-from authproxy.store.postgres_core import Connection, PostgresCore
+from authproxy.store import rows
+from authproxy.store.postgres_core import Connection, PostgresCore, marks
 from authproxy.store.records import (
     AuditEntry,
     QuotaOverride,
@@ -18,43 +18,35 @@ from authproxy.store.records import (
     UsageRow,
     UsageSummary,
 )
+from authproxy.store.rows import values  # `rows` is a parameter below
 
-# In the order of UsageRow's fields, so a record is its row.
-_USAGE_COLS = (
-    "ts, request_id, user_id, key_id, model, upstream, endpoint, status, prompt_tokens,"
-    " completion_tokens, duration_ms, ttft_ms, stream, usage_source"
-)
-_AUDIT_INSERT = (
-    "INSERT INTO audit (ts, actor, action, target, detail, source) VALUES ($1, $2, $3, $4, $5, $6)"
-)
+__all__ = ["UsageQueries"]
+
+_USAGE_INSERT = f"INSERT INTO usage ({rows.USAGE_COLUMNS}) VALUES ({marks(14)})"
+_AUDIT_INSERT = f"INSERT INTO audit ({rows.AUDIT_COLUMNS}) VALUES ({marks(6)})"
 
 
 class UsageQueries(PostgresCore):
     # -- quotas -----------------------------------------------------------------------------
 
     async def quota_overrides(self) -> dict[int, QuotaOverride]:
-        rows = await self._all(
-            "SELECT user_id, requests_per_minute, max_concurrent, tokens_per_day,"
-            " tokens_per_month FROM quotas"
-        )
-        return {int(r[0]): QuotaOverride(*r) for r in rows}
+        overrides = await self._all(f"SELECT {rows.QUOTA_COLUMNS} FROM quotas")
+        return {int(r[0]): rows.quota(r) for r in overrides}
 
     async def set_quota(self, override: QuotaOverride) -> QuotaOverride:
         async def run(con: Connection) -> None:
-            values = astuple(override)[1:]
-            if all(v is None for v in values):
+            fields = values(override)
+            if all(v is None for v in fields[1:]):
                 await con.execute("DELETE FROM quotas WHERE user_id = $1", override.user_id)
                 return
             await con.execute(
-                "INSERT INTO quotas (user_id, requests_per_minute, max_concurrent,"
-                " tokens_per_day, tokens_per_month) VALUES ($1, $2, $3, $4, $5)"
+                f"INSERT INTO quotas ({rows.QUOTA_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
                 " ON CONFLICT (user_id) DO UPDATE SET"
                 " requests_per_minute = excluded.requests_per_minute,"
                 " max_concurrent = excluded.max_concurrent,"
                 " tokens_per_day = excluded.tokens_per_day,"
                 " tokens_per_month = excluded.tokens_per_month",
-                override.user_id,
-                *values,
+                *fields,
             )
 
         await self._write(run)
@@ -71,13 +63,9 @@ class UsageQueries(PostgresCore):
 
         async def run(con: Connection) -> None:
             if audit:
-                await con.executemany(_AUDIT_INSERT, [astuple(e) for e in audit])
+                await con.executemany(_AUDIT_INSERT, [values(e) for e in audit])
             if rows:
-                await con.executemany(
-                    f"INSERT INTO usage ({_USAGE_COLS}) VALUES"
-                    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    [astuple(r) for r in rows],
-                )
+                await con.executemany(_USAGE_INSERT, [values(r) for r in rows])
 
         await self._write(run)
 
@@ -93,7 +81,7 @@ class UsageQueries(PostgresCore):
         self, *, since: float, user_id: int | None = None
     ) -> list[UsageSummary]:
         mine = "" if user_id is None else " AND g.user_id = $2"
-        rows = await self._all(
+        summary = await self._all(
             "SELECT COALESCE(u.name, '(deleted)'), g.model, COUNT(*),"
             " COALESCE(SUM(g.prompt_tokens), 0)::BIGINT,"
             " COALESCE(SUM(g.completion_tokens), 0)::BIGINT"
@@ -103,11 +91,13 @@ class UsageQueries(PostgresCore):
             since,
             *(() if user_id is None else (user_id,)),
         )
-        return [UsageSummary(*r) for r in rows]
+        return [rows.usage_summary(r) for r in summary]
 
     async def usage_rows(self, *, since: float = 0.0) -> list[UsageRow]:
-        rows = await self._all(f"SELECT {_USAGE_COLS} FROM usage WHERE ts >= $1 ORDER BY id", since)
-        return [UsageRow(*r) for r in rows]
+        found = await self._all(
+            f"SELECT {rows.USAGE_COLUMNS} FROM usage WHERE ts >= $1 ORDER BY id", since
+        )
+        return [rows.usage(r) for r in found]
 
     async def usage_timeline(
         self, *, since: float, until: float, width: float
@@ -116,7 +106,7 @@ class UsageQueries(PostgresCore):
         (one range scan on the ``usage_ts`` index; the database fills the empty slices)."""
         if width <= 0 or until <= since:
             return []
-        rows = await self._all(
+        slices = await self._all(
             "WITH g AS (SELECT FLOOR((ts - $1) / $2)::BIGINT AS slot, COUNT(*) AS n,"
             " SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,"
             " COUNT(*) FILTER (WHERE status >= 400) AS e"
@@ -129,24 +119,23 @@ class UsageQueries(PostgresCore):
             width,
             until,
         )
-        return [UsageBucket(*r) for r in rows]
+        return [UsageBucket(*r) for r in slices]
 
     # -- audit ------------------------------------------------------------------------------
 
     async def add_audit(self, entry: AuditEntry) -> None:
         async def run(con: Connection) -> None:
-            await con.execute(_AUDIT_INSERT, *astuple(entry))
+            await con.execute(_AUDIT_INSERT, *values(entry))
 
         await self._write(run)
 
     async def list_audit(self, *, since: float = 0.0, limit: int = 1000) -> list[AuditEntry]:
-        rows = await self._all(
-            "SELECT ts, actor, action, target, detail, source FROM audit"
-            " WHERE ts >= $1 ORDER BY id DESC LIMIT $2",
+        entries = await self._all(
+            f"SELECT {rows.AUDIT_COLUMNS} FROM audit WHERE ts >= $1 ORDER BY id DESC LIMIT $2",
             since,
             limit,
         )
-        return [AuditEntry(*r) for r in rows]
+        return [rows.audit_entry(r) for r in entries]
 
     async def audit_counts(self, *, since: float) -> dict[str, int]:
         rows = await self._all(

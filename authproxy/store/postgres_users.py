@@ -12,15 +12,12 @@ from typing import Any
 import asyncpg
 
 from authproxy.clock import now
+from authproxy.store import rows
 from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.postgres_core import Connection, PostgresCore, changed_rows
 from authproxy.store.records import ActiveKey, ApiKey, ModelSetting, User
 
-_USER_COLS = "id, name, role, email, disabled, created_at"
-_KEY_SELECT = (
-    "SELECT k.id, k.user_id, u.name, k.prefix, k.label, k.created_at, k.expires_at,"
-    " k.revoked_at, k.last_used_at FROM api_keys k JOIN users u ON u.id = k.user_id"
-)
+__all__ = ["UserQueries"]
 
 
 class UserQueries(PostgresCore):
@@ -32,12 +29,7 @@ class UserQueries(PostgresCore):
         return int(row[0])
 
     async def active_keys(self) -> list[ActiveKey]:
-        rows = await self._all(
-            "SELECT k.key_hash, k.id, u.id, u.name, u.role, k.expires_at"
-            " FROM api_keys k JOIN users u ON u.id = k.user_id"
-            " WHERE k.revoked_at IS NULL AND NOT u.disabled"
-        )
-        return [ActiveKey(*r) for r in rows]
+        return [rows.active_key(r) for r in await self._all(rows.ACTIVE_KEYS)]
 
     # -- users ------------------------------------------------------------------------------
 
@@ -46,7 +38,7 @@ class UserQueries(PostgresCore):
             try:
                 row = await con.fetchrow(
                     "INSERT INTO users (name, role, email, created_at) VALUES ($1, $2, $3, $4)"
-                    f" RETURNING {_USER_COLS}",
+                    f" RETURNING {rows.USER_COLUMNS}",
                     name,
                     role,
                     email,
@@ -55,29 +47,30 @@ class UserQueries(PostgresCore):
             except asyncpg.UniqueViolationError:
                 raise ConflictError(f"user {name!r} already exists") from None
             assert row is not None
-            return User(*row)
+            return rows.user(row)
 
         return await self._write(run)
 
     async def get_user(self, name: str) -> User:
-        row = await self._one(f"SELECT {_USER_COLS} FROM users WHERE name = $1", name)
+        row = await self._one(f"SELECT {rows.USER_COLUMNS} FROM users WHERE name = $1", name)
         if row is None:
             raise NotFoundError(f"no user {name!r}")
-        return User(*row)
+        return rows.user(row)
 
     async def list_users(self) -> list[User]:
-        return [User(*r) for r in await self._all(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
+        users = await self._all(f"SELECT {rows.USER_COLUMNS} FROM users ORDER BY name")
+        return [rows.user(r) for r in users]
 
     async def _update_user(self, name: str, column: str, value: Any) -> User:
         async def run(con: Connection) -> User:
             row = await con.fetchrow(
-                f"UPDATE users SET {column} = $1 WHERE name = $2 RETURNING {_USER_COLS}",
+                f"UPDATE users SET {column} = $1 WHERE name = $2 RETURNING {rows.USER_COLUMNS}",
                 value,
                 name,
             )
             if row is None:
                 raise NotFoundError(f"no user {name!r}")
-            return User(*row)
+            return rows.user(row)
 
         return await self._write(run)
 
@@ -128,17 +121,17 @@ class UserQueries(PostgresCore):
         return await self._get_key(await self._write(run))
 
     async def _get_key(self, key_id: int) -> ApiKey:
-        row = await self._one(f"{_KEY_SELECT} WHERE k.id = $1", key_id)
+        row = await self._one(f"{rows.KEY_SELECT} WHERE k.id = $1", key_id)
         if row is None:
             raise NotFoundError(f"no key with id {key_id}")
-        return ApiKey(*row)
+        return rows.api_key(row)
 
     async def list_keys(self, user_id: int | None = None) -> list[ApiKey]:
         if user_id is None:
-            rows = await self._all(f"{_KEY_SELECT} ORDER BY k.id")
+            keys = await self._all(f"{rows.KEY_SELECT} ORDER BY k.id")
         else:
-            rows = await self._all(f"{_KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.id", user_id)
-        return [ApiKey(*r) for r in rows]
+            keys = await self._all(f"{rows.KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.id", user_id)
+        return [rows.api_key(r) for r in keys]
 
     async def revoke_key(self, key_id: int) -> ApiKey:
         async def run(con: Connection) -> None:
@@ -170,8 +163,8 @@ class UserQueries(PostgresCore):
     # -- models -----------------------------------------------------------------------------
 
     async def list_model_settings(self) -> list[ModelSetting]:
-        rows = await self._all("SELECT name, enabled FROM models ORDER BY name")
-        return [ModelSetting(*r) for r in rows]
+        settings = await self._all("SELECT name, enabled FROM models ORDER BY name")
+        return [rows.model_setting(r) for r in settings]
 
     async def set_model_enabled(self, name: str, enabled: bool) -> ModelSetting:
         async def run(con: Connection) -> None:

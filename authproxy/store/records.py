@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "UNLIMITED",
+    "ActiveKey",
+    "ApiKey",
+    "AuditEntry",
+    "LoginFlow",
+    "ModelSetting",
+    "QuotaOverride",
+    "Session",
+    "UsageBucket",
+    "UsageRow",
+    "UsageSummary",
+    "User",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class User:

@@ -17,8 +17,15 @@ import aiosqlite
 from authproxy.store.base import StoreError
 from authproxy.store.migrations import MIGRATIONS
 
+__all__ = ["BUSY_TIMEOUT_MS", "SqliteCore", "marks"]
+
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
+
+
+def marks(count: int) -> str:
+    """``count`` parameter placeholders, as SQLite writes them: ``?, ?, ?``."""
+    return ", ".join("?" * count)
 
 
 class SqliteCore:

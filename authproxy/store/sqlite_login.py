@@ -6,27 +6,16 @@ A mixin of ``SqliteStore`` (see ``sqlite_core``): every write goes through ``_wr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from typing import Any
 
 import aiosqlite
 
 from authproxy.clock import now
+from authproxy.store import rows
 from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import LoginFlow, Session, User
 from authproxy.store.sqlite_users import UserQueries
 
-_SESSION_SELECT = (
-    "SELECT s.id, s.user_id, u.name, u.role, u.disabled, s.via, s.created_at, s.last_seen_at,"
-    " s.expires_at, s.source, s.user_agent FROM sessions s JOIN users u ON u.id = s.user_id"
-)
-
-
-def _session(row: Iterable[Any]) -> Session:
-    id_, user_id, name, role, disabled, via, created, seen, expires, source, agent = row
-    return Session(
-        id_, user_id, name, role, bool(disabled), via, created, seen, expires, source, agent
-    )
+__all__ = ["LoginQueries"]
 
 
 class LoginQueries(UserQueries):
@@ -57,8 +46,8 @@ class LoginQueries(UserQueries):
         return await self._write(run)
 
     async def find_session(self, id_hash: bytes) -> Session | None:
-        row = await self._one(f"{_SESSION_SELECT} WHERE s.id_hash = ?", (id_hash,))
-        return _session(row) if row is not None else None
+        row = await self._one(f"{rows.SESSION_SELECT} WHERE s.id_hash = ?", (id_hash,))
+        return rows.session(row) if row is not None else None
 
     async def touch_session(self, session_id: int, ts: float) -> None:
         async def run(db: aiosqlite.Connection) -> None:
@@ -82,8 +71,8 @@ class LoginQueries(UserQueries):
 
     async def list_sessions(self, user_id: int | None = None) -> list[Session]:
         where, params = ("WHERE s.user_id = ?", (user_id,)) if user_id is not None else ("", ())
-        rows = await self._all(f"{_SESSION_SELECT} {where} ORDER BY s.id", params)
-        return [_session(r) for r in rows]
+        sessions = await self._all(f"{rows.SESSION_SELECT} {where} ORDER BY s.id", params)
+        return [rows.session(r) for r in sessions]
 
     async def purge_sessions(self, *, idle_before: float) -> int:
         """Delete sessions past their absolute end or unused since ``idle_before``."""
@@ -102,8 +91,8 @@ class LoginQueries(UserQueries):
     async def put_login_flow(self, state_hash: bytes, flow: LoginFlow) -> None:
         async def run(db: aiosqlite.Connection) -> None:
             await db.execute(
-                "INSERT INTO login_flows (state_hash, browser_hash, nonce, code_verifier,"
-                " next_path, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO login_flows (state_hash, {rows.LOGIN_FLOW_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     state_hash,
                     flow.browser_hash,
@@ -121,15 +110,14 @@ class LoginQueries(UserQueries):
 
         async def run(db: aiosqlite.Connection) -> LoginFlow | None:
             cur = await db.execute(
-                "DELETE FROM login_flows WHERE state_hash = ? RETURNING browser_hash, nonce,"
-                " code_verifier, next_path, created_at",
+                f"DELETE FROM login_flows WHERE state_hash = ? RETURNING {rows.LOGIN_FLOW_COLUMNS}",
                 (state_hash,),
             )
             row = await cur.fetchone()
             await cur.close()
             if row is None:
                 return None
-            return LoginFlow(bytes(row[0]), row[1], row[2], row[3], row[4])
+            return rows.login_flow(row)
 
         return await self._write(run)
 

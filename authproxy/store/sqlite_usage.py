@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosqlite
 
+from authproxy.store import rows
 from authproxy.store.records import (
     AuditEntry,
     QuotaOverride,
@@ -18,44 +19,36 @@ from authproxy.store.records import (
     UsageRow,
     UsageSummary,
 )
-from authproxy.store.sqlite_core import SqliteCore
+from authproxy.store.rows import values  # `rows` is a parameter below
+from authproxy.store.sqlite_core import SqliteCore, marks
 
-_USAGE_COLS = (
-    "ts, request_id, user_id, key_id, model, upstream, endpoint, status, prompt_tokens,"
-    " completion_tokens, duration_ms, ttft_ms, stream, usage_source"
-)
+__all__ = ["UsageQueries"]
+
+_USAGE_INSERT = f"INSERT INTO usage ({rows.USAGE_COLUMNS}) VALUES ({marks(14)})"
+_AUDIT_INSERT = f"INSERT INTO audit ({rows.AUDIT_COLUMNS}) VALUES ({marks(6)})"
 
 
 class UsageQueries(SqliteCore):
     # -- quotas -----------------------------------------------------------------------------
 
     async def quota_overrides(self) -> dict[int, QuotaOverride]:
-        rows = await self._all(
-            "SELECT user_id, requests_per_minute, max_concurrent, tokens_per_day,"
-            " tokens_per_month FROM quotas"
-        )
-        return {int(r[0]): QuotaOverride(*r) for r in rows}
+        overrides = await self._all(f"SELECT {rows.QUOTA_COLUMNS} FROM quotas")
+        return {int(r[0]): rows.quota(r) for r in overrides}
 
     async def set_quota(self, override: QuotaOverride) -> QuotaOverride:
         async def run(db: aiosqlite.Connection) -> None:
-            values = (
-                override.requests_per_minute,
-                override.max_concurrent,
-                override.tokens_per_day,
-                override.tokens_per_month,
-            )
-            if all(v is None for v in values):
+            fields = values(override)
+            if all(v is None for v in fields[1:]):
                 await db.execute("DELETE FROM quotas WHERE user_id = ?", (override.user_id,))
                 return
             await db.execute(
-                "INSERT INTO quotas (user_id, requests_per_minute, max_concurrent,"
-                " tokens_per_day, tokens_per_month) VALUES (?, ?, ?, ?, ?)"
+                f"INSERT INTO quotas ({rows.QUOTA_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(user_id) DO UPDATE SET"
                 " requests_per_minute = excluded.requests_per_minute,"
                 " max_concurrent = excluded.max_concurrent,"
                 " tokens_per_day = excluded.tokens_per_day,"
                 " tokens_per_month = excluded.tokens_per_month",
-                (override.user_id, *values),
+                fields,
             )
 
         await self._write(run)
@@ -72,35 +65,9 @@ class UsageQueries(SqliteCore):
 
         async def run(db: aiosqlite.Connection) -> None:
             if audit:
-                await db.executemany(
-                    "INSERT INTO audit (ts, actor, action, target, detail, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(e.ts, e.actor, e.action, e.target, e.detail, e.source) for e in audit],
-                )
-            if not rows:
-                return
-            await db.executemany(
-                f"INSERT INTO usage ({_USAGE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        r.ts,
-                        r.request_id,
-                        r.user_id,
-                        r.key_id,
-                        r.model,
-                        r.upstream,
-                        r.endpoint,
-                        r.status,
-                        r.prompt_tokens,
-                        r.completion_tokens,
-                        r.duration_ms,
-                        r.ttft_ms,
-                        int(r.stream),
-                        r.usage_source,
-                    )
-                    for r in rows
-                ],
-            )
+                await db.executemany(_AUDIT_INSERT, [values(e) for e in audit])
+            if rows:
+                await db.executemany(_USAGE_INSERT, [values(r) for r in rows])
 
         await self._write(run)
 
@@ -120,38 +87,20 @@ class UsageQueries(SqliteCore):
         if user_id is not None:
             extra = " AND g.user_id = ?"
             params.append(user_id)
-        rows = await self._all(
+        summary = await self._all(
             "SELECT COALESCE(u.name, '(deleted)'), g.model, COUNT(*),"
             " SUM(g.prompt_tokens), SUM(g.completion_tokens)"
             " FROM usage g LEFT JOIN users u ON u.id = g.user_id"
             f" WHERE g.ts >= ?{extra} GROUP BY g.user_id, g.model ORDER BY 1, 2",
             params,
         )
-        return [UsageSummary(r[0], r[1], r[2], r[3] or 0, r[4] or 0) for r in rows]
+        return [rows.usage_summary(r) for r in summary]
 
     async def usage_rows(self, *, since: float = 0.0) -> list[UsageRow]:
-        rows = await self._all(
-            f"SELECT {_USAGE_COLS} FROM usage WHERE ts >= ? ORDER BY id", (since,)
+        found = await self._all(
+            f"SELECT {rows.USAGE_COLUMNS} FROM usage WHERE ts >= ? ORDER BY id", (since,)
         )
-        return [
-            UsageRow(
-                ts=r[0],
-                request_id=r[1],
-                user_id=r[2],
-                key_id=r[3],
-                model=r[4],
-                upstream=r[5],
-                endpoint=r[6],
-                status=r[7],
-                prompt_tokens=r[8],
-                completion_tokens=r[9],
-                duration_ms=r[10],
-                ttft_ms=r[11],
-                stream=bool(r[12]),
-                usage_source=r[13],
-            )
-            for r in rows
-        ]
+        return [rows.usage(r) for r in found]
 
     async def usage_timeline(
         self, *, since: float, until: float, width: float
@@ -182,21 +131,16 @@ class UsageQueries(SqliteCore):
 
     async def add_audit(self, entry: AuditEntry) -> None:
         async def run(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "INSERT INTO audit (ts, actor, action, target, detail, source)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.ts, entry.actor, entry.action, entry.target, entry.detail, entry.source),
-            )
+            await db.execute(_AUDIT_INSERT, values(entry))
 
         await self._write(run)
 
     async def list_audit(self, *, since: float = 0.0, limit: int = 1000) -> list[AuditEntry]:
-        rows = await self._all(
-            "SELECT ts, actor, action, target, detail, source FROM audit"
-            " WHERE ts >= ? ORDER BY id DESC LIMIT ?",
+        entries = await self._all(
+            f"SELECT {rows.AUDIT_COLUMNS} FROM audit WHERE ts >= ? ORDER BY id DESC LIMIT ?",
             (since, limit),
         )
-        return [AuditEntry(*r) for r in rows]
+        return [rows.audit_entry(r) for r in entries]
 
     async def audit_counts(self, *, since: float) -> dict[str, int]:
         rows = await self._all(

@@ -6,30 +6,17 @@ A mixin of ``SqliteStore`` (see ``sqlite_core``): every write goes through ``_wr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 import aiosqlite
 
 from authproxy.clock import now
+from authproxy.store import rows
 from authproxy.store.base import ConflictError, NotFoundError
 from authproxy.store.records import ActiveKey, ApiKey, ModelSetting, User
 from authproxy.store.sqlite_core import SqliteCore
 
-_USER_COLS = "id, name, role, email, disabled, created_at"
-_KEY_COLS = (
-    "k.id, k.user_id, u.name, k.prefix, k.label, k.created_at, k.expires_at, k.revoked_at,"
-    " k.last_used_at"
-)
-
-
-def _user(row: Iterable[Any]) -> User:
-    id_, name, role, email, disabled, created = row
-    return User(id_, name, role, email, bool(disabled), created)
-
-
-def _key(row: Iterable[Any]) -> ApiKey:
-    return ApiKey(*row)
+__all__ = ["UserQueries"]
 
 
 class UserQueries(SqliteCore):
@@ -40,12 +27,7 @@ class UserQueries(SqliteCore):
         return int(row[0])
 
     async def active_keys(self) -> list[ActiveKey]:
-        rows = await self._all(
-            "SELECT k.key_hash, k.id, u.id, u.name, u.role, k.expires_at"
-            " FROM api_keys k JOIN users u ON u.id = k.user_id"
-            " WHERE k.revoked_at IS NULL AND u.disabled = 0"
-        )
-        return [ActiveKey(bytes(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [rows.active_key(r) for r in await self._all(rows.ACTIVE_KEYS)]
 
     # -- users ------------------------------------------------------------------------------
 
@@ -59,21 +41,24 @@ class UserQueries(SqliteCore):
             except sqlite3.IntegrityError:
                 raise ConflictError(f"user {name!r} already exists") from None
             row = await (
-                await db.execute(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (cur.lastrowid,))
+                await db.execute(
+                    f"SELECT {rows.USER_COLUMNS} FROM users WHERE id = ?", (cur.lastrowid,)
+                )
             ).fetchone()
             assert row is not None
-            return _user(row)
+            return rows.user(row)
 
         return await self._write(run)
 
     async def get_user(self, name: str) -> User:
-        row = await self._one(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,))
+        row = await self._one(f"SELECT {rows.USER_COLUMNS} FROM users WHERE name = ?", (name,))
         if row is None:
             raise NotFoundError(f"no user {name!r}")
-        return _user(row)
+        return rows.user(row)
 
     async def list_users(self) -> list[User]:
-        return [_user(r) for r in await self._all(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
+        users = await self._all(f"SELECT {rows.USER_COLUMNS} FROM users ORDER BY name")
+        return [rows.user(r) for r in users]
 
     async def _update_user(self, name: str, column: str, value: Any) -> User:
         async def run(db: aiosqlite.Connection) -> None:
@@ -133,22 +118,15 @@ class UserQueries(SqliteCore):
         return await self._get_key(key_id)
 
     async def _get_key(self, key_id: int) -> ApiKey:
-        row = await self._one(
-            f"SELECT {_KEY_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?",
-            (key_id,),
-        )
+        row = await self._one(f"{rows.KEY_SELECT} WHERE k.id = ?", (key_id,))
         if row is None:
             raise NotFoundError(f"no key with id {key_id}")
-        return _key(row)
+        return rows.api_key(row)
 
     async def list_keys(self, user_id: int | None = None) -> list[ApiKey]:
         where, params = ("WHERE k.user_id = ?", (user_id,)) if user_id is not None else ("", ())
-        rows = await self._all(
-            f"SELECT {_KEY_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id {where}"
-            " ORDER BY k.id",
-            params,
-        )
-        return [_key(r) for r in rows]
+        keys = await self._all(f"{rows.KEY_SELECT} {where} ORDER BY k.id", params)
+        return [rows.api_key(r) for r in keys]
 
     async def revoke_key(self, key_id: int) -> ApiKey:
         async def run(db: aiosqlite.Connection) -> None:
@@ -182,8 +160,8 @@ class UserQueries(SqliteCore):
     # -- models -----------------------------------------------------------------------------
 
     async def list_model_settings(self) -> list[ModelSetting]:
-        rows = await self._all("SELECT name, enabled FROM models ORDER BY name")
-        return [ModelSetting(r[0], bool(r[1])) for r in rows]
+        settings = await self._all("SELECT name, enabled FROM models ORDER BY name")
+        return [rows.model_setting(r) for r in settings]
 
     async def set_model_enabled(self, name: str, enabled: bool) -> ModelSetting:
         async def run(db: aiosqlite.Connection) -> None:

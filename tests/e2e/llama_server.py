@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO
 
-from authproxy.engine_runner import health_status
+from authproxy.engines.runner import health_status
 
 from .process import StartOnEnter
 

@@ -64,13 +64,10 @@ class OidcProvider(ChildProcess):
             raise RuntimeError("node is not installed (tests/setup/system_packages.sh)")
         directory = provider_dir()
         argv = [node, "provider.mjs", str(self.port), CLIENT_ID, CLIENT_SECRET, redirect_url]
-        self._proc = subprocess.Popen(
-            argv,
-            cwd=directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self.log_path.open("ab"),
-        )
+        with self.log_path.open("ab") as log:  # the child has its own copy of the descriptor
+            self._proc = subprocess.Popen(
+                argv, cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
+            )
         assert self._proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.engine_profiles import load_profile, render
+from authproxy.engines.profile import load_profile, render
 
 from .llama_server import find_llama_server, free_port
 
@@ -65,7 +65,8 @@ class EngineRun:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -88,14 +89,20 @@ class EngineRun:
         raise AssertionError(f"no {text!r} from engine run within {within}s:\n{tail}")
 
     def stop(self, within: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(within)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(within)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise
+        finally:
+            self._reader.join(10)  # the pipe is at its end once the process is gone
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
         return self.proc.returncode
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from authproxy.request_body import estimate_prompt_tokens
+from authproxy.proxy.request_body import estimate_prompt_tokens
 
 from .gateway import Gateway
 from .llama_server import LlamaServer

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.engine_profiles import available, load_profile, render
-from authproxy.engine_service import systemd_unit
+from authproxy.engines.profile import available, load_profile, render
+from authproxy.engines.units import systemd_unit
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"

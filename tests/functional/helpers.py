@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 from authproxy.app import build_app
 from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.config.schema import Config
 from authproxy.store import open_store
 from authproxy.store.records import UsageRow
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from fakes.engine import FakeEngine
 
-from authproxy.config import Config
+from authproxy.config.schema import Config
 
 from .helpers import AUTHPROXY, Accounts, cli_env, gateway_config, seed_accounts, write_config
 

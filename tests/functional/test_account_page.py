@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from fakes.engine import FakeEngine
 
-from authproxy.account_page import MAX_ACTIVE_KEYS
+from authproxy.login.account_page import MAX_ACTIVE_KEYS
 from authproxy.store.records import ApiKey
 
 from .browser import KEY_RE, Browser, browser, browser_gateway, signed_in

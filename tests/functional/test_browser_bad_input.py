@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fakes.engine import FakeEngine
 
-from authproxy.passwords import hash_password
+from authproxy.login.passwords import hash_password
 
 from .browser import COOKIE, browser
 from .helpers import CHAT, Gateway, running_gateway

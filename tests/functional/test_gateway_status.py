@@ -7,8 +7,8 @@ from pathlib import Path
 import aiohttp
 from fakes.engine import FakeEngine
 
-from authproxy.config import Config
-from authproxy.gateway_status import gateway_status, metrics_url
+from authproxy.admin.gateway_status import gateway_status, metrics_url
+from authproxy.config.schema import Config
 
 from .helpers import CHAT, bearer, chat_body, free_port, running_gateway
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fakes.engine import FakeEngine
 
-from authproxy.keys import DISPLAY_CHARS, KEY_PREFIX
+from authproxy.auth.keys import DISPLAY_CHARS, KEY_PREFIX
 
 from .helpers import MODELS, Secret
 from .serve_process import ServeProcess, serve_process

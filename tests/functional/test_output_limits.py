@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from fakes.engine import FakeEngine
 
-from authproxy.request_body import estimate_prompt_tokens
+from authproxy.proxy.request_body import estimate_prompt_tokens
 
 from .helpers import CHAT, COMPLETIONS, Gateway, bearer, chat_body, running_gateway
 from .wire import assert_error_shape

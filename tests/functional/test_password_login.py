@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import pytest
 from fakes.engine import FakeEngine
 
-from authproxy.passwords import hash_password
+from authproxy.login.passwords import hash_password
 
 from .browser import Browser, browser
 from .helpers import AUTHPROXY, MODELS, Gateway, cli_env, run_cli, running_gateway

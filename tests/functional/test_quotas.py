@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy import appkeys as K
 from authproxy.app import build_app
-from authproxy.request_body import estimate_prompt_tokens
+from authproxy.proxy.request_body import estimate_prompt_tokens
 
 from .helpers import CHAT, Gateway, bearer, chat_body, poll_status, run_cli, running_gateway
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fakes.engine import running_engine
 
-from authproxy.config import Config
-from authproxy.upstream_status import model_overview, upstream_health
+from authproxy.config.schema import Config
+from authproxy.upstreams.status import model_overview, upstream_health
 
 from .helpers import free_port
 

@@ -152,6 +152,7 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRun:
     finally:
         _stop_group(proc)
         output.join()
+        proc.stdout.close()
     return ReadmeRun(tree, command, output.text(), took, healthz, one_key, models)
 
 

@@ -67,7 +67,7 @@ def test_the_wheel_and_the_install_carry_every_runtime_file(
     tree = tmp_path / "clone"
     files = copy_tree(tree)
     expected = runtime_files(tree, files)
-    assert "admin_tui/app.tcss" in expected and "authproxy/templates/base.html" in expected
+    assert "admin_tui/app.tcss" in expected and "authproxy/login/templates/base.html" in expected
     wheel = build_wheel(tree, tmp_path)
     assert wheel_package_files(wheel) == expected
     # And what `pip install .` put into the venv (its RECORD), byte code aside.

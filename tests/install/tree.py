@@ -57,7 +57,7 @@ def copy_tree(dest: Path, repo: Path = REPO) -> list[str]:
 
 def runtime_files(tree: Path, files: list[str]) -> set[str]:
     """Every file under the packages as an install must hold it (a symlinked directory, such
-    as authproxy/profiles, by its contents)."""
+    as authproxy/engines/profiles, by its contents)."""
     out: set[str] = set()
     for rel in files:
         if rel.split("/", 1)[0] not in PACKAGES:

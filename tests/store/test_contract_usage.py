@@ -3,6 +3,8 @@ on both backends (see conftest.py)."""
 
 from __future__ import annotations
 
+from support.factories import usage_row
+
 from authproxy.store import Store
 from authproxy.store.records import AuditEntry, UsageRow, UsageSummary
 
@@ -14,21 +16,14 @@ def _row(
     tokens: tuple[int, int] = (3, 4),
     model: str | None = "m",
 ) -> UsageRow:
-    return UsageRow(
+    return usage_row(
         ts=ts,
         request_id=f"r{ts}",
         user_id=user_id,
-        key_id=None,
         model=model,
-        upstream="up",
-        endpoint="/v1/chat/completions",
         status=status,
         prompt_tokens=tokens[0],
         completion_tokens=tokens[1],
-        duration_ms=1.0,
-        ttft_ms=None,
-        stream=False,
-        usage_source="engine",
     )
 
 
@@ -38,21 +33,16 @@ async def test_usage_rows_and_summary(store: Store) -> None:
         user_id=user.id, key_hash=b"h" * 32, prefix="p", label=None, expires_at=None
     )
     rows = [
-        UsageRow(
+        usage_row(
             ts=100.0 + i,
             request_id=f"r{i}",
             user_id=user.id,
             key_id=key.id,
-            model="m",
-            upstream="up",
-            endpoint="/v1/chat/completions",
-            status=200,
             prompt_tokens=3,
             completion_tokens=4,
             duration_ms=1.25,
             ttft_ms=0.5 if i % 3 else None,
             stream=bool(i % 2),
-            usage_source="engine",
         )
         for i in range(10)
     ]

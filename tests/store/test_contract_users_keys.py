@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from authproxy.key_index import KeyIndex
-from authproxy.keys import KeyHasher, generate_key
+from authproxy.auth.key_index import KeyIndex
+from authproxy.auth.keys import KeyHasher, generate_key
 from authproxy.store import ConflictError, NotFoundError, Store
 from authproxy.store.records import UNLIMITED, ModelSetting, QuotaOverride
-from authproxy.store_watch import StoreWatch
+from authproxy.store.watch import StoreWatch
 
 from .conftest import Backend
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from pg.cluster import PostgresCluster
+from support.factories import usage_row
 
 from authproxy.store import StoreError, open_store
 from authproxy.store.migrations_postgres import MIGRATIONS_POSTGRES
@@ -20,10 +21,9 @@ from authproxy.store.records import QuotaOverride, UsageRow
 
 
 def _usage(user_id: int, i: int) -> UsageRow:
-    return UsageRow(
-        float(i), f"r{i}", user_id, None, "m", "up", "/v1/chat/completions", 200, 1, 1, 1.0,
-        None, False, "engine",
-    )  # fmt: skip
+    return usage_row(
+        ts=float(i), request_id=f"r{i}", user_id=user_id, prompt_tokens=1, completion_tokens=1
+    )
 
 
 async def test_two_pools_writing_at_once_lose_nothing(pg_database: str) -> None:

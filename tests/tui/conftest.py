@@ -13,9 +13,9 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 
 from admin_tui import AdminApp, create_app
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.config.schema import Config
 
 from .seed import FakeClock, Seeded, freeze, predictable_keys, seed, tui_config
 

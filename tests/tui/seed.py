@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.factories import usage_row
 
-from authproxy import admin as admin_module
+from authproxy.admin import service as admin_module
 from authproxy.cli.commands import admin_service
-from authproxy.config import Config
+from authproxy.config.schema import Config
 from authproxy.store import Store, open_store, sqlite_login, sqlite_users
 from authproxy.store.records import AuditEntry, UsageRow
 
@@ -82,21 +83,18 @@ class Seeded:
 def _usage(
     ts: float, user_id: int, model: str, prompt: int, completion: int, status: int = 200
 ) -> UsageRow:
-    return UsageRow(
+    return usage_row(
         ts=ts,
         request_id=f"req-{ts:.0f}-{user_id}-{model}",
         user_id=user_id,
-        key_id=None,
         model=model,
         upstream="local",
-        endpoint="/v1/chat/completions",
         status=status,
         prompt_tokens=prompt,
         completion_tokens=completion,
         duration_ms=120.0,
         ttft_ms=30.0,
         stream=True,
-        usage_source="engine",
     )
 
 

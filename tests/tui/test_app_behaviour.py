@@ -6,7 +6,7 @@ import pytest
 
 from admin_tui import AdminApp, create_app
 from admin_tui.modals.user_add import AddUserModal
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 
 from .conftest import settle
 from .helpers import notifications

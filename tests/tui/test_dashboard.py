@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 
 from admin_tui import AdminApp, create_app
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 from authproxy.store import open_store
 
 from .conftest import settle

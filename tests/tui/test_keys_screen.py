@@ -9,9 +9,9 @@ from admin_tui import AdminApp
 from admin_tui.modals.confirm import Confirm
 from admin_tui.modals.key_create import CreateKeyModal
 from admin_tui.modals.key_shown import KeyShownModal
-from authproxy.admin import AdminService
-from authproxy.keys import KeyHasher, display_prefix
-from authproxy.secret import load_or_create_secret
+from authproxy.admin.service import AdminService
+from authproxy.auth.keys import KeyHasher, display_prefix
+from authproxy.auth.secret import load_or_create_secret
 from authproxy.store import open_store
 
 from .conftest import settle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from admin_tui import AdminApp
 from admin_tui.modals.confirm import Confirm
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 
 from .conftest import settle
 from .helpers import column, select_row, table_rows, text_of

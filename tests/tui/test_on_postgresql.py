@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.config import Config
+from authproxy.config.schema import Config
 from authproxy.store import postgres_login, postgres_users
 
 from .conftest import CLOSED_URL

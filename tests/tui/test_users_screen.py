@@ -9,7 +9,7 @@ from admin_tui import AdminApp
 from admin_tui.modals.quota import QuotaModal
 from admin_tui.modals.role import RoleModal
 from admin_tui.modals.user_add import AddUserModal
-from authproxy.admin import AdminService
+from authproxy.admin.service import AdminService
 from authproxy.store.records import UNLIMITED
 
 from .conftest import settle

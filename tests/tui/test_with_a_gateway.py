@@ -12,7 +12,7 @@ from functional.helpers import CHAT, MODELS, bearer, chat_body, running_gateway
 
 from admin_tui import create_app
 from authproxy.cli.commands import admin_service
-from authproxy.config import Listen
+from authproxy.config.schema import Listen
 
 from .conftest import settle
 from .helpers import select_row, table_rows, text_of

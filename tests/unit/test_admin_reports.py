@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authproxy.admin_reports import build_dashboard
+from support.factories import usage_row
+
+from authproxy.admin.reports import build_dashboard
 from authproxy.store import open_store
 from authproxy.store.records import AuditEntry, UsageRow
 
@@ -12,21 +14,14 @@ AT = 1_700_000_000.0
 
 
 def _row(ts: float, user_id: int, model: str, tokens: int, status: int = 200) -> UsageRow:
-    return UsageRow(
+    return usage_row(
         ts=ts,
         request_id=f"r{ts}{model}",
         user_id=user_id,
-        key_id=None,
         model=model,
         upstream="local",
-        endpoint="/v1/chat/completions",
         status=status,
         prompt_tokens=tokens,
-        completion_tokens=0,
-        duration_ms=1.0,
-        ttft_ms=None,
-        stream=False,
-        usage_source="engine",
     )
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from authproxy.browser import safe_next
-from authproxy.config_load import ConfigError, load_config
-from authproxy.config_login import Oidc, PasswordLogin
-from authproxy.csrf import CsrfTokens, same_origin
-from authproxy.login_limit import LoginLimiter
-from authproxy.oidc_users import role_from_claims
-from authproxy.passwords import PasswordPolicyError, hash_password, verify_password
+from authproxy.auth.csrf import CsrfTokens, same_origin
+from authproxy.config.load import ConfigError, load_config
+from authproxy.config.login import Oidc, PasswordLogin
+from authproxy.login.context import safe_next
+from authproxy.login.limiter import LoginLimiter
+from authproxy.login.passwords import PasswordPolicyError, hash_password, verify_password
+from authproxy.oidc.users import role_from_claims
 
 
 def _oidc(**extra: object) -> Oidc:

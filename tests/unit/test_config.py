@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.config_load import ConfigError, load_config
+from authproxy.config.load import ConfigError, load_config
 
 
 def test_embedded_defaults_match_the_design() -> None:

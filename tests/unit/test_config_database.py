@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.config_load import ConfigError, load_config
+from authproxy.config.load import ConfigError, load_config
 
 
 def test_database_comes_from_the_file_or_the_environment(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.engine_profiles import (
+from authproxy.engines.profile import (
     HOST,
     EngineProfileError,
     available,
@@ -40,7 +40,7 @@ VLLM_SERVE_FLAGS = {
 
 def test_the_documented_profiles_ship_in_the_package() -> None:
     assert set(available()) >= set(SAMPLE_MODEL)
-    shipped = REPO / "authproxy" / "profiles"
+    shipped = REPO / "authproxy" / "engines" / "profiles"
     assert shipped.resolve() == (REPO / "deploy" / "profiles").resolve()
     assert sorted(p.stem for p in (REPO / "deploy" / "profiles").glob("*.yaml")) == available()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.engine_profiles import load_profile, render
-from authproxy.engine_service import (
+from authproxy.engines.profile import load_profile, render
+from authproxy.engines.units import (
     ENGINE_SERVICE,
     launchd_agent,
     systemd_quote,

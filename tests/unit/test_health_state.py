@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authproxy.health import HealthState
+from authproxy.upstreams.health import HealthState
 
 UP, DOWN = 2, 3  # healthy_after, unhealthy_after
 

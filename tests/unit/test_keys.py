@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.clock import parse_duration
-from authproxy.keys import KeyHasher, display_prefix, generate_key, looks_like_key
-from authproxy.secret import SecretFileError, load_or_create_secret
+from authproxy.auth.keys import KeyHasher, display_prefix, generate_key, looks_like_key
+from authproxy.auth.secret import SecretFileError, load_or_create_secret
+from authproxy.text import parse_duration
 
 
 def test_keys_have_256_random_bits_in_43_url_safe_characters() -> None:

@@ -17,7 +17,7 @@ from aiohttp.http_exceptions import (
     LineTooLong,
 )
 
-from authproxy.log_redact import (
+from authproxy.web.log_redact import (
     MalformedRequests,
     RedactingFormatter,
     RedactRecords,

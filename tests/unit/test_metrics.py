@@ -10,26 +10,21 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from support.factories import usage_row
 
-from authproxy.metrics import OTHER, GatewayMetrics, LabelCap
-from authproxy.metrics_http import is_direct_local, names_loopback
-from authproxy.store.records import UsageRow
+from authproxy.metrics.endpoint import is_direct_local, names_loopback
+from authproxy.metrics.registry import OTHER, GatewayMetrics, LabelCap
 
-ROW = UsageRow(
-    ts=0.0,
-    request_id="r",
+ROW = usage_row(
     user_id=1,
     key_id=1,
     model="tiny",
     upstream="local",
-    endpoint="/v1/chat/completions",
-    status=200,
     prompt_tokens=5,
     completion_tokens=8,
     duration_ms=1500.0,
     ttft_ms=200.0,
     stream=True,
-    usage_source="engine",
 )
 
 

@@ -9,7 +9,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from authproxy.oidc_tokens import (
+from authproxy.oidc.tokens import (
     TokenRefused,
     UnknownSigningKey,
     allowed_algorithms,

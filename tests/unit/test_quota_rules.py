@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from authproxy.config import Role
-from authproxy.quota import resolve_limits
-from authproxy.quota_windows import CalendarWindows
+from authproxy.config.schema import Role
+from authproxy.limits.quota import resolve_limits
+from authproxy.limits.windows import CalendarWindows
 from authproxy.store.records import UNLIMITED, QuotaOverride
 
 

@@ -9,11 +9,16 @@ from typing import Any
 
 import pytest
 
-from authproxy.config import PromptEstimate, Quotas
-from authproxy.endpoints import FORWARDED, Endpoint
+from authproxy.config.schema import PromptEstimate, Quotas
 from authproxy.errors import BadRequest
-from authproxy.output_limits import OutputRule
-from authproxy.request_body import PreparedRequest, estimate_prompt_tokens, for_engine, prepare
+from authproxy.proxy.endpoints import FORWARDED, Endpoint
+from authproxy.proxy.output_limits import OutputRule
+from authproxy.proxy.request_body import (
+    PreparedRequest,
+    estimate_prompt_tokens,
+    for_engine,
+    prepare,
+)
 
 CHAT = FORWARDED["/v1/chat/completions"]
 COMPLETIONS = FORWARDED["/v1/completions"]

@@ -7,13 +7,13 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from authproxy.client_address import ClientAddress
-from authproxy.config import Quotas, Role
-from authproxy.endpoints import FORWARDED, Endpoint
+from authproxy.auth.client_address import ClientAddress
+from authproxy.auth.policy import Policy
+from authproxy.config.schema import Quotas, Role
 from authproxy.errors import BadRequest
-from authproxy.headers import client_response_headers, upstream_request_headers
-from authproxy.policy import Policy
-from authproxy.request_body import prepare
+from authproxy.proxy.endpoints import FORWARDED, Endpoint
+from authproxy.proxy.headers import client_response_headers, upstream_request_headers
+from authproxy.proxy.request_body import prepare
 
 CHAT = FORWARDED["/v1/chat/completions"]
 EMBED = FORWARDED["/v1/embeddings"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from authproxy.config_load import load_config
-from authproxy.secret import SecretFileError, load_or_create_secret
+from authproxy.auth.secret import SecretFileError, load_or_create_secret
+from authproxy.config.load import load_config
 
 SECRET = bytes(range(32))
 

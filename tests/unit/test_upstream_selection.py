@@ -7,12 +7,12 @@ import json
 from collections import Counter
 from typing import cast
 
-from authproxy.config import Quotas
-from authproxy.endpoints import FORWARDED
-from authproxy.request_body import for_engine, prepare
+from authproxy.config.schema import Quotas
+from authproxy.proxy.endpoints import FORWARDED
+from authproxy.proxy.request_body import for_engine, prepare
 from authproxy.store.base import Store
 from authproxy.store.records import ModelSetting
-from authproxy.upstreams import ModelCatalog, Upstream
+from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 
 
 class SwitchStore:
@@ -25,8 +25,8 @@ class SwitchStore:
         return [ModelSetting(name=n, enabled=False) for n in self.disabled]
 
 
-def upstream(name: str, *models: str, discovered: tuple[str, ...] = ()) -> Upstream:
-    return Upstream(
+def upstream(name: str, *models: str, discovered: tuple[str, ...] = ()) -> UpstreamState:
+    return UpstreamState(
         name=name,
         url=f"http://{name}:1",
         api_key=None,
@@ -38,7 +38,9 @@ def upstream(name: str, *models: str, discovered: tuple[str, ...] = ()) -> Upstr
 
 
 def catalog(
-    *upstreams: Upstream, aliases: dict[str, str] | None = None, disabled: list[str] | None = None
+    *upstreams: UpstreamState,
+    aliases: dict[str, str] | None = None,
+    disabled: list[str] | None = None,
 ) -> ModelCatalog:
     store = cast(Store, SwitchStore(disabled or []))
     return ModelCatalog(upstreams=list(upstreams), store=store, aliases=aliases)

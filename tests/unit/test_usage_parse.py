@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 
-from authproxy.usage_parse import SseRelay, usage_from_body
+from authproxy.proxy.sse_relay import SseRelay
+from authproxy.proxy.usage import usage_from_body
 
 
 def _chunk(obj: object) -> bytes:

@@ -1,0 +1,87 @@
+"""Forwarding with failover: choose an upstream for the model, and when it fails before the
+client received anything, try the next healthy one (each at most once).
+
+What may fail over is decided where the failure is seen (``UpstreamError.failover``): refused
+or reset connections, no answer within ``first_byte``, a buffered answer cut short, and an
+engine answering 502/503/504. Once response headers went to the client (a stream started) a
+failure is reported in the stream instead; a request is never sent to two engines whose
+answers could both reach the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from authproxy import appkeys as K
+from authproxy.errors import NotFound, UpstreamError
+from authproxy.proxy.endpoints import Endpoint
+from authproxy.proxy.forward import EngineUnavailable, Outcome
+from authproxy.proxy.request_body import PreparedRequest, for_engine
+from authproxy.upstreams.catalog import UpstreamState
+
+__all__ = ["forward_with_failover"]
+
+log = logging.getLogger(__name__)
+
+
+def _reset(outcome: Outcome) -> None:
+    """Forget what a failed attempt noted, so the figures describe the answer that served."""
+    outcome.status = 0
+    outcome.ttft_ms = None
+    outcome.error = None
+    outcome.engine_refused = False  # `reached` stays: the failed engine may have used the prompt
+
+
+async def forward_with_failover(
+    request: web.Request,
+    *,
+    endpoint: Endpoint,
+    prepared: PreparedRequest,
+    outcome: Outcome,
+    started: float,
+) -> web.StreamResponse:
+    """Forward to the best upstream serving ``prepared.model`` (an alias or an engine id).
+
+    ``request[K.UPSTREAM_NAME]`` names the upstream tried last: the one that served the
+    answer, or the last one that failed.
+    """
+    catalog = request.app[K.CATALOG]
+    forwarder = request.app[K.FORWARDER]
+    upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
+    tried: set[UpstreamState] = set()
+    upstream = catalog.pick(prepared.model)
+    if upstream is None:
+        raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
+    while True:
+        tried.add(upstream)
+        request[K.UPSTREAM_NAME] = upstream.name
+        try:
+            return await forwarder.forward(
+                request,
+                endpoint=endpoint,
+                prepared=upstream_request,
+                upstream=upstream,
+                request_id=request[K.REQUEST_ID],
+                outcome=outcome,
+                started=started,
+            )
+        except UpstreamError as exc:
+            if not exc.failover:
+                raise
+            following = catalog.pick(prepared.model, exclude=tried)
+            if following is None:
+                if isinstance(exc, EngineUnavailable) and exc.relay is not None:
+                    outcome.status = exc.relay.status
+                    outcome.error = "upstream_error_relayed"
+                    return exc.relay
+                raise
+            log.warning(
+                "request %s: %s; trying upstream %s",
+                request[K.REQUEST_ID],
+                exc.message,
+                following.name,
+            )
+            _reset(outcome)
+            upstream = following

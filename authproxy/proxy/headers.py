@@ -1,0 +1,80 @@
+"""Which headers cross the gateway: to the engine only an allow-list; back to the client all
+but hop-by-hop ones, cookies and redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = ["HOP_BY_HOP", "client_response_headers", "upstream_request_headers"]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# What of the client's request headers reaches the engine: what the engine protocols define
+# (Anthropic's and OpenAI's version and beta switches), content negotiation and trace context.
+# Nothing else — no credential (Authorization, x-api-key, api-key, X-Auth-Token, cookies), no
+# routing or method hint a server behind the engine might believe (X-Original-URL,
+# X-HTTP-Method-Override, X-Forwarded-*). Content-Type, Accept-Encoding and X-Request-Id are
+# the gateway's own, as is the body they describe.
+_REQUEST_ALLOW = frozenset(
+    {
+        "accept",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "traceparent",
+        "tracestate",
+    }
+)
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "set-cookie", "date", "server", "location"}
+
+
+def _named_in_connection(headers: CIMultiDictProxy[str]) -> set[str]:
+    names: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        names.update(n.strip().lower() for n in value.split(",") if n.strip())
+    return names
+
+
+def _filter(
+    headers: CIMultiDictProxy[str], drop: frozenset[str] | set[str]
+) -> Iterable[tuple[str, str]]:
+    extra = _named_in_connection(headers)
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in drop and lower not in extra:
+            yield name, value
+
+
+def upstream_request_headers(
+    client: CIMultiDictProxy[str], *, upstream_auth: dict[str, str], request_id: str
+) -> CIMultiDict[str]:
+    extra = _named_in_connection(client)
+    out = CIMultiDict(
+        (name, value)
+        for name, value in client.items()
+        if name.lower() in _REQUEST_ALLOW and name.lower() not in extra
+    )
+    # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
+    out["Accept-Encoding"] = "identity"
+    # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent.
+    out["Content-Type"] = "application/json"
+    out.update(upstream_auth)
+    out["X-Request-Id"] = request_id
+    return out
+
+
+def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    return CIMultiDict(_filter(upstream, _RESPONSE_DROP))

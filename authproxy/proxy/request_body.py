@@ -1,0 +1,168 @@
+"""Checking a forwarded request's JSON body, and the one body the engine gets instead of it.
+
+The gateway decides on some fields (the model, the stream flags, the output limit, how many
+outputs): it parses the client's bytes once, refuses what an engine could read differently
+(a key given twice, a decided field spelled in another case — Go engines match keys
+case-insensitively), and forwards a canonical encoding of what it checked: the client's other
+fields as they parsed, then the decided fields as the gateway writes them. The client's own
+bytes never reach the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from authproxy.config.schema import Quotas
+from authproxy.errors import BadRequest
+from authproxy.proxy import json_body
+from authproxy.proxy.endpoints import Endpoint
+from authproxy.proxy.output_limits import (
+    CHOICE_FIELDS,
+    LIMIT_FIELDS,
+    OutputRule,
+    read_ask,
+    write_limit,
+)
+from authproxy.proxy.prompt_estimate import estimate
+
+__all__ = ["DECIDED", "PreparedRequest", "estimate_prompt_tokens", "for_engine", "prepare"]
+
+# Top-level fields the gateway decides on: never forwarded as the client's bytes had them.
+DECIDED = frozenset({"model", "stream", "stream_options", *LIMIT_FIELDS, *CHOICE_FIELDS})
+# Refused in any spelling but this one (policy, accounting and the prompt estimate read them),
+# by their case-folded form.
+_GUARDED_TOP = {
+    name.casefold(): name
+    for name in (*DECIDED, "user", "messages", "prompt", "input", "system", "options")
+}
+_GUARDED_STREAM_OPTIONS = {"include_usage": "include_usage"}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    model: str  # as the client named it (an alias, perhaps): policy and usage use this name
+    stream: bool
+    strip_usage: bool  # the gateway asked for stream usage the client did not want
+    endpoint_path: str
+    prompt_estimate: int  # an upper bound of the engine's prompt count (prompt_estimate.py)
+    outputs: int  # completions the engine may generate (choices x prompts); 0 for embeddings
+    limit: int  # tokens per output, written into the body (the quota may lower it)
+    rule: OutputRule | None
+    rest: bytes  # canonical encoding of the client's fields the gateway does not decide on
+    fixed: dict[str, Any]  # the decided fields other than model and limit, as they go
+    body: bytes = b""  # what goes upstream, made by for_engine once the engine's id is known
+
+    @property
+    def reserved_output(self) -> int:
+        return self.limit * self.outputs
+
+    def with_limit(self, limit: int) -> PreparedRequest:
+        """The same request with a lower output limit per output (quota clamping)."""
+        return replace(self, limit=limit)
+
+
+def _check_keys(obj: Mapping[str, Any], where: str, guarded: Mapping[str, str]) -> None:
+    """No two keys that differ only in case, and no other spelling of a guarded name."""
+    folded: dict[str, str] = {}
+    for key in obj:
+        fold = key.casefold()
+        other = folded.setdefault(fold, key)
+        if other != key:
+            raise BadRequest(
+                f"{where}: the keys {json_body.show_key(other)} and {json_body.show_key(key)} "
+                "differ only in case, and engines may read either",
+                code="ambiguous_key",
+            )
+        name = guarded.get(fold)
+        if name is not None and name != key:
+            raise BadRequest(
+                f"{where}: the key {json_body.show_key(key)} must be spelled {name!r}",
+                code="ambiguous_key",
+            )
+
+
+def _stream_options(endpoint: Endpoint, body: Mapping[str, Any], stream: bool) -> Any:
+    """The client's ``stream_options``, checked; None when absent or null."""
+    options = body.get("stream_options")
+    if options is None or not endpoint.takes_stream_options:
+        return options
+    if not isinstance(options, dict):
+        raise BadRequest("`stream_options` must be an object", code="invalid_stream_options")
+    _check_keys(options, "stream_options", _GUARDED_STREAM_OPTIONS)
+    if "include_usage" in options and not isinstance(options["include_usage"], bool):
+        raise BadRequest(
+            "`stream_options.include_usage` must be true or false", code="invalid_stream_options"
+        )
+    return options
+
+
+def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequest:
+    parsed = json_body.parse(raw)
+    if not isinstance(parsed, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    _check_keys(parsed, "request body", _GUARDED_TOP)
+    model = parsed.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("`model` is required and must be a string", code="missing_model")
+    stream = parsed.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("`stream` must be true or false", code="invalid_stream")
+    if stream and not endpoint.can_stream:
+        raise BadRequest(f"{endpoint.path} does not stream", code="invalid_stream")
+
+    fixed: dict[str, Any] = {"stream": stream} if "stream" in parsed else {}
+    options = _stream_options(endpoint, parsed, stream)
+    strip_usage = False
+    if stream and endpoint.takes_stream_options:
+        # The gateway's own: usage is what the request is charged by; the client's wish is
+        # honoured by removing the usage chunk again on the way back.
+        strip_usage = not (options or {}).get("include_usage")
+        fixed["stream_options"] = {**(options or {}), "include_usage": True}
+    elif options is not None:
+        fixed["stream_options"] = options
+
+    rule = endpoint.output
+    taken = DECIDED
+    limit, outputs = 0, 0
+    if rule is None:  # nothing generated: the client's fields pass as they are
+        fixed.update((k, parsed[k]) for k in (*LIMIT_FIELDS, *CHOICE_FIELDS) if k in parsed)
+    else:
+        ask = read_ask(rule, parsed, max_outputs=settings.max_outputs)
+        limit, outputs = ask.limit or settings.default_max_tokens, ask.outputs
+        fixed.update(ask.choices)
+        fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
+        taken = DECIDED | rule.containers
+    rest = json_body.encode({k: v for k, v in parsed.items() if k not in taken})
+    json_body.encode(fixed)  # what the client put in stream_options or a container must encode
+    return PreparedRequest(
+        model=model,
+        stream=stream,
+        strip_usage=strip_usage,
+        endpoint_path=endpoint.path,
+        prompt_estimate=estimate(rest, parsed, settings.prompt_estimate),
+        outputs=outputs,
+        limit=limit,
+        rule=rule,
+        rest=rest,
+        fixed=fixed,
+    )
+
+
+def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
+    """The request as the engine gets it: ``model`` is the engine's own id (an alias
+    resolved), the limit written under every field of the endpoint's row."""
+    decided: dict[str, Any] = {"model": model_id, **prepared.fixed}
+    if prepared.rule is not None:
+        write_limit(prepared.rule, decided, prepared.limit)
+    tail = json_body.encode(decided)
+    body = tail if prepared.rest == b"{}" else prepared.rest[:-1] + b"," + tail[1:]
+    return replace(prepared, body=body)
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any], settings: Quotas | None = None) -> int:
+    """The prompt estimate the gateway reserves for ``body`` (an already parsed body)."""
+    settings = settings or Quotas()
+    rest = json_body.encode({k: v for k, v in body.items() if k not in DECIDED})
+    return estimate(rest, body, settings.prompt_estimate)
