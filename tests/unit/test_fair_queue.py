@@ -169,6 +169,30 @@ def test_a_user_with_weight_two_gets_twice_the_service() -> None:
     assert ledger.max_gap <= 2 * cost(10, 20)  # A's costs count half: U is B's request
 
 
+def test_a_newcomer_tied_with_a_busy_user_goes_first() -> None:
+    """Issue 13's case with output charged only at the end: L, lifted to H's counter, ties with
+    H; the user with nothing in flight gets the next slot, not H's earlier waiter."""
+
+    async def main() -> list[str]:
+        queue = FairQueue(capacity=2, timeout=600, max_per_user=20)
+        order: list[str] = []
+
+        async def one(user: str, hold: float) -> None:
+            ticket = await queue.acquire(user=user, prompt_tokens=20)
+            order.append(user)
+            await asyncio.sleep(hold)
+            ticket.release()
+            ticket.settle(input_tokens=20, output_tokens=200)  # the counts came after the end
+
+        heavy = [asyncio.create_task(one("H", 3.4 + n / 10)) for n in range(12)]
+        await asyncio.sleep(1)
+        await one("L", 0.1)
+        await asyncio.gather(*heavy)
+        return order
+
+    assert run_virtual(main())[:4] == ["H", "H", "L", "H"]
+
+
 def test_each_users_requests_go_in_arrival_order() -> None:
     async def main() -> list[int]:
         queue = FairQueue(capacity=1, timeout=3600, max_per_user=10)
