@@ -13,7 +13,8 @@ import pytest
 
 from authproxy.errors import RateLimited, ServiceUnavailable, UpstreamError
 from authproxy.fair_queue import FairQueue
-from authproxy.queue_refusals import QueueDrained, QueueFull, QueueTimeout
+from authproxy.queue_refusals import QueueDrained, QueueFull, QueueRefused, QueueTimeout
+from authproxy.queue_ticket import Ticket
 from bench.virtual_time import run_virtual
 
 W_OUT = 2.0  # the queue's default output_weight
@@ -31,6 +32,28 @@ async def tick() -> None:
     """Let every ready task run up to its next wait."""
     for _ in range(3):
         await asyncio.sleep(0)
+
+
+async def queued(
+    queue: FairQueue, users: str, *, prompt_tokens: int = 0
+) -> list[asyncio.Task[Ticket]]:
+    """One waiting request per letter of ``users``, queued in that order."""
+    tasks = [asyncio.create_task(queue.acquire(user=u, prompt_tokens=prompt_tokens)) for u in users]
+    await tick()
+    return tasks
+
+
+async def one_slot_held_by_a(
+    *, timeout: float = 60, prompt_tokens: int = 0
+) -> tuple[FairQueue, Ticket]:
+    """A queue with one slot, which A holds."""
+    queue = FairQueue(capacity=1, timeout=timeout, max_per_user=4)
+    return queue, await queue.acquire(user="A", prompt_tokens=prompt_tokens)
+
+
+def described(exc: QueueRefused) -> tuple[int, str, str, float]:
+    """What the client is told (status, code), why (for the metrics), and how long it waited."""
+    return exc.status, exc.code, exc.reason, exc.waited
 
 
 class Ledger:
@@ -214,8 +237,7 @@ def test_each_users_requests_go_in_arrival_order() -> None:
 
 def test_enters_at_once_when_there_is_room_and_reports_its_wait() -> None:
     async def main() -> tuple[float, float]:
-        queue = FairQueue(capacity=1, timeout=60, max_per_user=4)
-        first = await queue.acquire(user="A")
+        queue, first = await one_slot_held_by_a()
         later = asyncio.create_task(queue.acquire(user="B"))
         await asyncio.sleep(2.5)
         first.release()
@@ -228,8 +250,7 @@ def test_enters_at_once_when_there_is_room_and_reports_its_wait() -> None:
 
 def test_a_request_that_waited_too_long_is_refused_with_503() -> None:
     async def main() -> None:
-        queue = FairQueue(capacity=1, timeout=5, max_per_user=4)
-        holder = await queue.acquire(user="A")
+        queue, holder = await one_slot_held_by_a(timeout=5)
         w1 = asyncio.create_task(queue.acquire(user="B"))
         await asyncio.sleep(3)
         w2 = asyncio.create_task(queue.acquire(user="C"))
@@ -240,12 +261,7 @@ def test_a_request_that_waited_too_long_is_refused_with_503() -> None:
         assert now() == 5.0
         exc = refused.value
         assert isinstance(exc, ServiceUnavailable)
-        assert (exc.status, exc.code, exc.reason, exc.waited) == (
-            503,
-            "queue_timeout",
-            "timeout",
-            5,
-        )
+        assert described(exc) == (503, "queue_timeout", "timeout", 5)
         # Nothing is known of hold times yet: the holder's age (5 s), one hand-off ahead.
         assert exc.retry_after == pytest.approx(5 + 5)
         assert exc.headers == {"Retry-After": "10"}
@@ -286,12 +302,7 @@ def test_a_full_queue_refuses_at_once_with_an_honest_retry_after() -> None:
             await queue.acquire(user="B")
         exc = refused.value
         assert isinstance(exc, RateLimited)
-        assert (exc.status, exc.code, exc.reason, exc.waited) == (
-            429,
-            "queue_full",
-            "queue_full",
-            0,
-        )
+        assert described(exc) == (429, "queue_full", "queue_full", 0)
         assert exc.retry_after is not None
         assert exc.retry_after == pytest.approx(4.0)  # one hand-off of a 4 s slot
         asked = now()
@@ -313,8 +324,7 @@ def test_retry_after_counts_the_users_ahead() -> None:
         async with queue.slot(user="C", prompt_tokens=100):
             await asyncio.sleep(10)
         holder = await queue.acquire(user="C", prompt_tokens=100)
-        waiting = [asyncio.create_task(queue.acquire(user=u)) for u in "ABC"]
-        await tick()
+        waiting = await queued(queue, "ABC")
         with pytest.raises(QueueFull) as refused:
             await queue.acquire(user="C")
         assert refused.value.retry_after == pytest.approx(3 * 10)
@@ -357,8 +367,7 @@ def test_a_slot_handed_to_a_waiter_being_cancelled_passes_on() -> None:
     were, C (arrived after B's second request) would go first."""
 
     async def main() -> None:
-        queue = FairQueue(capacity=1, timeout=60, max_per_user=4)
-        holder = await queue.acquire(user="A", prompt_tokens=10)
+        queue, holder = await one_slot_held_by_a(prompt_tokens=10)
         b_big = asyncio.create_task(queue.acquire(user="B", prompt_tokens=500))
         await tick()
         b_small = asyncio.create_task(queue.acquire(user="B", prompt_tokens=1))
@@ -384,11 +393,8 @@ def test_a_slot_handed_to_a_waiter_being_cancelled_passes_on() -> None:
 
 def test_a_waiter_cancelled_just_before_a_slot_frees_is_skipped() -> None:
     async def main() -> None:
-        queue = FairQueue(capacity=1, timeout=60, max_per_user=4)
-        holder = await queue.acquire(user="A")
-        b = asyncio.create_task(queue.acquire(user="B"))
-        c = asyncio.create_task(queue.acquire(user="C"))
-        await tick()
+        queue, holder = await one_slot_held_by_a()
+        b, c = await queued(queue, "BC")
         b.cancel()  # B's task has yet to see it when ...
         holder.release()  # ... the slot frees
         await tick()
@@ -403,8 +409,7 @@ def test_capacity_lowered_and_raised_at_run_time() -> None:
     async def main() -> None:
         queue = FairQueue(capacity=2, timeout=600, max_per_user=4)
         held = [await queue.acquire(user=u) for u in "AB"]
-        waiting = [asyncio.create_task(queue.acquire(user=u)) for u in "CDE"]
-        await tick()
+        waiting = await queued(queue, "CDE")
         queue.capacity = 1
         held[0].release()
         await tick()
@@ -425,9 +430,8 @@ def test_capacity_lowered_and_raised_at_run_time() -> None:
 
 def test_drain_fails_every_waiter_fast_and_keeps_those_in_flight() -> None:
     async def main() -> None:
-        queue = FairQueue(capacity=1, timeout=60, max_per_user=4)
-        holder = await queue.acquire(user="A")
-        waiting = [asyncio.create_task(queue.acquire(user=u, prompt_tokens=50)) for u in "BBC"]
+        queue, holder = await one_slot_held_by_a()
+        waiting = await queued(queue, "BBC", prompt_tokens=50)
         await asyncio.sleep(2)
         assert queue.drain("upstream local is down") == 3
         for task in waiting:
@@ -435,7 +439,8 @@ def test_drain_fails_every_waiter_fast_and_keeps_those_in_flight() -> None:
                 await task
             exc = drained.value
             assert isinstance(exc, UpstreamError) and exc.failover  # the failover loop moves on
-            assert (exc.status, exc.reason, exc.waited, exc.headers) == (503, "drained", 2, {})
+            assert described(exc) == (503, "upstream_unavailable", "drained", 2)
+            assert exc.headers == {}  # when it will be back is not known
         await asyncio.sleep(100)  # their timers were cancelled: no timeouts later
         stats = queue.stats()
         assert (stats.in_flight, stats.waiting, stats.refused) == (
@@ -454,7 +459,7 @@ def test_stats_and_settling_the_engines_counts() -> None:
     async def main() -> None:
         queue = FairQueue(capacity=1, timeout=60, max_per_user=4, output_weight=3)
         ticket = await queue.acquire(user="A", weight=2, prompt_tokens=100)
-        waiting = [asyncio.create_task(queue.acquire(user=u)) for u in "BBC"]
+        waiting = await queued(queue, "BBC")
         await asyncio.sleep(1.5)
         ticket.charge(output_tokens=4)
         assert ticket.service == 100 + 3 * 4
