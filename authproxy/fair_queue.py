@@ -107,6 +107,7 @@ class FairQueue:
     async def slot(
         self, *, user: str, weight: float = 1.0, prompt_tokens: int = 0
     ) -> AsyncIterator[Ticket]:
+        """``acquire``, and ``release`` on the way out, however it is left."""
         ticket = await self.acquire(user=user, weight=weight, prompt_tokens=prompt_tokens)
         try:
             yield ticket
@@ -115,8 +116,8 @@ class FairQueue:
 
     async def acquire(self, *, user: str, weight: float = 1.0, prompt_tokens: int = 0) -> Ticket:
         """A slot now if one is free and nobody waits, else after waiting; or ``QueueRefused``."""
-        if weight <= 0:
-            raise ValueError("weight must be positive")
+        if weight <= 0 or prompt_tokens < 0:
+            raise ValueError("weight must be positive, prompt_tokens not negative")
         u = self._users.get(user)
         if u is None:
             u = self._users[user] = UserLine(user, weight)

@@ -56,3 +56,14 @@ def run_virtual(main: Coroutine[Any, Any, T]) -> T:
         if left:
             loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         loop.close()
+
+
+def now() -> float:
+    """The running loop's clock (virtual on a ``VirtualTimeLoop``)."""
+    return asyncio.get_running_loop().time()
+
+
+async def tick() -> None:
+    """Let every task that is ready run on to its next wait, without moving the clock."""
+    for _ in range(3):
+        await asyncio.sleep(0)
