@@ -30,9 +30,11 @@ from pathlib import Path
 
 if not __package__:  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from authproxy.fair_queue import FairQueue
-from bench.virtual_time import run_virtual
+from support.virtual_time import run_virtual
+
+from authproxy.queue.fair_queue import FairQueue
 
 PROMPT_TOKENS = 30
 

@@ -1,4 +1,4 @@
-"""The fair queue's order on virtual time (``bench/virtual_time.py``): deterministic, no
+"""The fair queue's order on virtual time (``tests/support/virtual_time.py``): deterministic, no
 sockets. A fake engine holds a slot for ``token_time`` per output token and charges each token
 as it streams; ``Ledger`` counts what each user was served, independently of the queue."""
 
@@ -9,8 +9,9 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
-from authproxy.fair_queue import FairQueue
-from bench.virtual_time import now, run_virtual, tick
+from support.virtual_time import now, run_virtual, tick
+
+from authproxy.queue.fair_queue import FairQueue
 
 W_OUT = 2.0  # the queue's default output_weight
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support.virtual_time import now, run_virtual, tick
 
 from authproxy.errors import RateLimited, ServiceUnavailable, UpstreamError
-from authproxy.fair_queue import FairQueue
-from authproxy.queue_refusals import QueueDrained, QueueFull, QueueRefused, QueueTimeout
-from authproxy.queue_ticket import Ticket
-from bench.virtual_time import now, run_virtual, tick
+from authproxy.queue.fair_queue import FairQueue
+from authproxy.queue.refusals import QueueDrained, QueueFull, QueueRefused, QueueTimeout
+from authproxy.queue.ticket import Ticket
 
 
 async def queued(

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+__all__ = ["Ticket", "UserLine", "Waiter"]
+
 
 @dataclass(eq=False, slots=True)
 class Waiter:

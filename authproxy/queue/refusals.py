@@ -1,4 +1,4 @@
-"""Why an upstream's fair queue (``fair_queue.py``) refuses a request, and when to come back.
+"""Why an upstream's fair queue (``queue/fair_queue.py``) refuses a request, and when to come back.
 
 ``QueueFull`` (429): the user already has ``max_per_user`` requests waiting; retry-after is the
 expected time until that user's oldest waiter gets a slot (a place frees then).
@@ -19,7 +19,9 @@ import math
 from collections.abc import Iterable
 
 from authproxy.errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamError
-from authproxy.queue_ticket import UserLine
+from authproxy.queue.ticket import UserLine
+
+__all__ = ["REASONS", "QueueDrained", "QueueFull", "QueueRefused", "QueueTimeout", "expected_wait"]
 
 
 class QueueRefused(GatewayError):

@@ -24,7 +24,7 @@ its counter is the lowest, and after that gains at most what its requests then i
 more than ``capacity``) still add. A waiting user's counter stands still while the others'
 grow, so nobody starves.
 
-Refusals and their ``Retry-After``: ``queue_refusals.py``. A waiter whose task is cancelled
+Refusals and their ``Retry-After``: ``queue/refusals.py``. A waiter whose task is cancelled
 (the client went away) leaves at once, uncharged; if it had just been handed a slot, the slot
 passes on. Time is the running event loop's (``call_at`` timers: no polling, no task per
 waiter); a hand-off costs O(users waiting). One event loop; not thread-safe.
@@ -38,7 +38,7 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from authproxy.queue_refusals import (
+from authproxy.queue.refusals import (
     REASONS,
     QueueDrained,
     QueueFull,
@@ -46,7 +46,9 @@ from authproxy.queue_refusals import (
     QueueTimeout,
     expected_wait,
 )
-from authproxy.queue_ticket import Ticket, UserLine, Waiter
+from authproxy.queue.ticket import Ticket, UserLine, Waiter
+
+__all__ = ["FairQueue", "QueueStats"]
 
 EWMA = 0.2  # weight of the newest sample in the running means (slot hold, cost per request)
 
