@@ -5,6 +5,7 @@ Run from the repository root (it takes well under a second; nothing real is star
 
     python bench/fair_queue_sim.py
     python bench/fair_queue_sim.py --batch-cost 0.2    # an engine that batches well (a GPU)
+    python bench/fair_queue_sim.py --charge stream     # charge each token as it streams
 
 The engine model: ``slots`` sequences decode together, one token each per step; a step with k
 sequences takes ``step × (1 + batch_cost × (k − 1))``, ``step`` chosen so that one heavy
@@ -12,7 +13,9 @@ request alone takes ``--heavy-seconds``. ``batch_cost`` 1 (the default) is a CPU
 two sequences take twice as long as one — what issue 13 measured (12 heavy requests on 2 slots,
 the light user's first token after 42 s). Requests beyond the slots wait in the engine's FIFO
 queue, as in llama-server. Prompts are short; prefill is not modelled. With the fair queue the
-gateway lets ``slots`` requests through (``max_inflight: 2``) and charges each streamed token.
+gateway lets ``slots`` requests through (``max_inflight: 2``) and charges each request's
+tokens when it ends, before its slot is handed on, as the gateway does (``proxy/slots.py``);
+``--charge stream`` charges the prompt on entry and each token as it streams instead.
 The run is deterministic; it prints figures, FIFO being the baseline, and asserts nothing.
 """
 
@@ -83,16 +86,19 @@ class Result:
     done: float  # seconds from sending to the last
 
 
-async def _stream(engine: Engine, tokens: int, queue: FairQueue | None, user: str) -> Result:
+async def _stream(
+    engine: Engine, tokens: int, queue: FairQueue | None, user: str, *, as_it_streams: bool
+) -> Result:
     loop = asyncio.get_running_loop()
     sent, first = loop.time(), None
-    async with (
-        queue.slot(user=user, prompt_tokens=PROMPT_TOKENS) if queue else nullcontext() as ticket
-    ):
+    on_entry = PROMPT_TOKENS if as_it_streams else 0
+    async with queue.slot(user=user, prompt_tokens=on_entry) if queue else nullcontext() as ticket:
         async for _ in engine.generate(tokens):
             first = first or loop.time()
-            if ticket is not None:
+            if ticket is not None and as_it_streams:
                 ticket.charge(output_tokens=1)
+        if ticket is not None:
+            ticket.settle(input_tokens=PROMPT_TOKENS, output_tokens=tokens)
     assert first is not None
     return Result(first - sent, loop.time() - sent)
 
@@ -103,11 +109,16 @@ async def scenario(args: argparse.Namespace, *, fair: bool) -> tuple[Result, lis
     queue = FairQueue(capacity=args.slots, timeout=3600, max_per_user=64) if fair else None
     running = asyncio.create_task(engine.run())
 
+    streaming = args.charge == "stream"
+
     async def light() -> Result:
         await asyncio.sleep(args.light_at)
-        return await _stream(engine, args.light_tokens, queue, "light")
+        return await _stream(engine, args.light_tokens, queue, "light", as_it_streams=streaming)
 
-    heavy = [_stream(engine, args.heavy_tokens, queue, "heavy") for _ in range(args.heavy)]
+    heavy = [
+        _stream(engine, args.heavy_tokens, queue, "heavy", as_it_streams=streaming)
+        for _ in range(args.heavy)
+    ]
     light_result, *heavy_results = await asyncio.gather(light(), *heavy)
     running.cancel()
     return light_result, heavy_results
@@ -122,6 +133,7 @@ def main() -> None:
     parser.add_argument("--light-tokens", type=int, default=8)
     parser.add_argument("--light-at", type=float, default=1.0, help="seconds after the heavy")
     parser.add_argument("--batch-cost", type=float, default=1.0)
+    parser.add_argument("--charge", choices=["end", "stream"], default="end")
     args = parser.parse_args()
 
     together = args.heavy_seconds * (1 + args.batch_cost * (args.slots - 1))

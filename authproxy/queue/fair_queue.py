@@ -5,13 +5,13 @@ Fairness is the Virtual Token Counter of Sheng et al., "Fairness in Serving Larg
 Models" (OSDI 2024). Each user has a counter: service received divided by the user's weight,
 service being ``input tokens + output_weight × output tokens``.
 
-* What is charged when: the prompt when the request gets its slot (the engine reads it then),
-  as the caller's estimate ``prompt_tokens``; output as it is produced (``Ticket.charge`` per
-  streamed chunk, or once at the end); ``Ticket.settle`` then puts the engine's own counts in
-  place of both. Charging only at the end would let a user whose long streams are running look
-  unserved and take every slot that frees; charging the whole output reservation up front would
-  hold a request that stops early against its user. An estimate that bounds the prompt from
-  above (the gateway's) can only delay its own user until it is settled, never jump the line.
+* What is charged when: a prompt estimate ``prompt_tokens`` when the request gets its slot (the
+  engine reads it then; optional), output as it is produced (``Ticket.charge`` per streamed
+  chunk) or once at the end; ``Ticket.settle`` puts the engine's own counts in place of all of
+  it. Charging only at the end lets a user whose long streams are running look unserved until
+  they end (at most ``capacity`` requests' worth, the bound below); charging the whole output
+  reservation up front would hold a request that stops early against its user. The gateway
+  settles once, at the end, before the release (``proxy/slots.py`` says why).
 * Who goes next: the waiting user with the lowest counter (ties: fewer in flight, then the
   earlier arrival); each user's own requests in arrival order.
 * The lift: a user who becomes active (nothing waiting or in flight before) has the counter
@@ -100,6 +100,11 @@ class FairQueue:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
         self._dispatch()
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting now (``stats`` has the rest; this one is cheap enough to route by)."""
+        return self._waiting
 
     @staticmethod
     def now() -> float:
