@@ -50,7 +50,11 @@ async def test_a_light_user_goes_next_behind_a_heavy_users_backlog(
         light = await stream(session, gw, rita, tagged_chat("light", tokens=2))
         done = await asyncio.gather(*heavy)
         watcher.cancel()
+        waits = await metric(session, gw, "authproxy_queue_wait_seconds_count", upstream="local")
+        waited = await metric(session, gw, "authproxy_queue_wait_seconds_sum", upstream="local")
     order = tags(engine)
+    assert waits == HEAVY + 1  # every request through the queue, the first with a wait of 0
+    assert waited is not None and waited > sum(r.took for r in done) / 2
     assert most == 1  # never more than the capacity at the engine
     assert all(r.status == 200 and b"[DONE]" in r.body for r in [*done, light])
     # The light request went second: right after the heavy one that held the slot.
@@ -58,6 +62,28 @@ async def test_a_light_user_goes_next_behind_a_heavy_users_backlog(
     one_heavy = min(r.took for r in done)
     assert light.ttft is not None and light.ttft < 2 * one_heavy, (light.ttft, one_heavy)
     assert max(r.took for r in done) > 4 * one_heavy  # the backlog itself was served in turn
+
+
+async def test_a_roles_share_weighs_its_users_service(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+) -> None:
+    """rita's role has share 3, alice's 1: both backlogged with equal requests, rita gets
+    three slots for each of alice's."""
+    roles = {
+        "admin": {"models": ["*"]},
+        "user": {"models": ["*"]},
+        "restricted": {"models": ["tiny"], "share": 3},
+    }
+    upstreams = [queue_upstream(engine.base_url, capacity=1)]
+    async with running_gateway(tmp_path, engine.base_url, upstreams=upstreams, roles=roles) as gw:
+        work = []
+        for n in range(8):
+            for who, key in (("alice", gw.accounts.user_key), ("rita", gw.accounts.restricted_key)):
+                body = tagged_chat(f"{who}{n}", tokens=5, token_delay=0.02)
+                work.append(asyncio.create_task(stream(session, gw, key, body)))
+        assert all(r.status == 200 for r in await asyncio.gather(*work))
+    served = [t.rstrip("0123456789") for t in tags(engine)]
+    assert served[1:9].count("rita") >= 5, served  # 6 of 8 at 3:1; 4 at 1:1
 
 
 async def test_a_full_queue_is_429_for_that_user_only(

@@ -1,6 +1,7 @@
 """The fair queue's order on virtual time (``tests/support/virtual_time.py``): deterministic, no
-sockets. A fake engine holds a slot for ``token_time`` per output token and charges each token
-as it streams; ``Ledger`` counts what each user was served, independently of the queue."""
+sockets. A fake engine holds a slot for ``token_time`` per output token; the queue is charged
+the prompt on entry and each token as it streams, or (``at_end``, as the gateway does) all of
+it once before the release; ``Ledger`` counts what each user was served, independently."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
+import pytest
 from support.virtual_time import now, run_virtual, tick
 
 from authproxy.queue.fair_queue import FairQueue
 
 W_OUT = 2.0  # the queue's default output_weight
+CHARGING = pytest.mark.parametrize("at_end", [False, True], ids=["as-it-streams", "at-the-end"])
 
 
 def cost(prompt: int, output: int) -> float:
@@ -24,8 +27,15 @@ class Ledger:
     """Service each user received (prompt on entry, W_OUT per token as it streams), and the
     largest gap in service / weight between two users seen while both had requests waiting."""
 
-    def __init__(self, queue: FairQueue, pair: tuple[str, str], weights: dict[str, float]) -> None:
-        self.queue, self.pair, self.weights = queue, pair, weights
+    def __init__(
+        self,
+        queue: FairQueue,
+        pair: tuple[str, str],
+        weights: dict[str, float],
+        *,
+        at_end: bool = False,
+    ) -> None:
+        self.queue, self.pair, self.weights, self.at_end = queue, pair, weights, at_end
         self.service = dict.fromkeys(weights, 0.0)
         self.base = dict.fromkeys(weights, 0.0)
         self.max_gap = 0.0
@@ -48,14 +58,16 @@ class Ledger:
         self, user: str, *, prompt: int, output: int, token_time: float = 0.01
     ) -> float:
         """One request through the queue; returns when it finished."""
-        weight = self.weights[user]
-        async with self.queue.slot(user=user, weight=weight, prompt_tokens=prompt) as ticket:
+        weight, entry = self.weights[user], 0 if self.at_end else prompt
+        async with self.queue.slot(user=user, weight=weight, prompt_tokens=entry) as ticket:
             self.order.append(user)
             self.add(user, prompt)
             for _ in range(output):
                 await asyncio.sleep(token_time)
-                ticket.charge(output_tokens=1)
+                if not self.at_end:
+                    ticket.charge(output_tokens=1)
                 self.add(user, W_OUT)
+            ticket.settle(input_tokens=prompt, output_tokens=output)
         return now()
 
 
@@ -63,7 +75,8 @@ def gather(*coros: Coroutine[Any, Any, float]) -> asyncio.Future[list[float]]:
     return asyncio.gather(*coros)
 
 
-def test_two_backlogged_users_stay_within_the_bound() -> None:
+@CHARGING
+def test_two_backlogged_users_stay_within_the_bound(at_end: bool) -> None:
     """Bound: capacity × U, U the largest cost of one request (weight 1). All of A's requests
     arrive first: first come first served would give B nothing until A's 30 are done."""
     rng = random.Random(13)
@@ -72,7 +85,7 @@ def test_two_backlogged_users_stay_within_the_bound() -> None:
 
     async def main() -> Ledger:
         queue = FairQueue(capacity=2, timeout=3600, max_per_user=30)
-        ledger = Ledger(queue, ("A", "B"), {"A": 1.0, "B": 1.0})
+        ledger = Ledger(queue, ("A", "B"), {"A": 1.0, "B": 1.0}, at_end=at_end)
         work = [ledger.request(u, prompt=p, output=o) for u in "AB" for p, o in sizes[u]]
         await gather(*work)
         return ledger
@@ -83,14 +96,15 @@ def test_two_backlogged_users_stay_within_the_bound() -> None:
     assert 0 < ledger.max_gap <= 2 * biggest
 
 
-def test_a_heavy_user_is_not_starved_by_many_light_ones() -> None:
+@CHARGING
+def test_a_heavy_user_is_not_starved_by_many_light_ones(at_end: bool) -> None:
     heavy_prompt, heavy_output = 100, 400
     light = ("L1", "L2", "L3")
 
     async def main() -> tuple[Ledger, list[float], float]:
         queue = FairQueue(capacity=2, timeout=3600, max_per_user=10)
         weights = dict.fromkeys(("H", *light), 1.0)
-        ledger = Ledger(queue, ("H", "L1"), weights)
+        ledger = Ledger(queue, ("H", "L1"), weights, at_end=at_end)
         done = asyncio.Event()
 
         async def keep_asking(user: str) -> None:  # always 3 waiting or in flight
@@ -116,13 +130,14 @@ def test_a_heavy_user_is_not_starved_by_many_light_ones() -> None:
     assert ledger.max_gap <= 2 * cost(heavy_prompt, heavy_output)
 
 
-def test_a_user_back_from_idle_has_no_banked_priority() -> None:
+@CHARGING
+def test_a_user_back_from_idle_has_no_banked_priority(at_end: bool) -> None:
     """A is away while B is served 40 requests alone; back, A alternates with B instead of
     taking the next 40 slots (its counter was lifted to B's)."""
 
     async def main() -> tuple[Ledger, list[str]]:
         queue = FairQueue(capacity=1, timeout=3600, max_per_user=100)
-        ledger = Ledger(queue, ("A", "B"), {"A": 1.0, "B": 1.0})
+        ledger = Ledger(queue, ("A", "B"), {"A": 1.0, "B": 1.0}, at_end=at_end)
         await gather(*(ledger.request(u, prompt=5, output=10) for u in "AB"))
         b_alone = [asyncio.create_task(ledger.request("B", prompt=5, output=10)) for _ in range(60)]
         await asyncio.sleep(40 * 10 * 0.01 + 0.005)  # B's 40th request is under way
@@ -137,10 +152,11 @@ def test_a_user_back_from_idle_has_no_banked_priority() -> None:
     assert ledger.max_gap <= 1 * cost(5, 10)
 
 
-def test_a_user_with_weight_two_gets_twice_the_service() -> None:
+@CHARGING
+def test_a_user_with_weight_two_gets_twice_the_service(at_end: bool) -> None:
     async def main() -> tuple[Ledger, dict[str, float]]:
         queue = FairQueue(capacity=2, timeout=3600, max_per_user=100)
-        ledger = Ledger(queue, ("A", "B"), {"A": 2.0, "B": 1.0})
+        ledger = Ledger(queue, ("A", "B"), {"A": 2.0, "B": 1.0}, at_end=at_end)
         tasks = [asyncio.create_task(ledger.request(u, prompt=10, output=20)) for u in "AB" * 60]
         await asyncio.sleep(30 * 20 * 0.01)  # about 60 requests' worth: both still waiting
         assert all(queue.stats().waiting_by_user.get(u) for u in "AB")
