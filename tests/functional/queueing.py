@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from fakes.engine import FakeEngine
-from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import CHAT, Gateway, bearer
+from .test_metrics import scrape
 
 SLOW = 0.05  # seconds between the fake engine's tokens in a "long" stream
 
@@ -65,14 +65,17 @@ def tags(engine: FakeEngine) -> list[str]:
 async def metric(
     session: aiohttp.ClientSession, gw: Gateway, name: str, **labels: str
 ) -> float | None:
-    """One sample of the gateway's /metrics (as a local scraper reads it), or None."""
-    async with session.get(gw.url("/metrics")) as r:
-        text = await r.text()
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return None
+    """The sample of the gateway's /metrics with exactly these labels, or None if absent."""
+    return (await scrape(session, gw)).get((name, frozenset(labels.items())))
+
+
+async def waiting(session: aiohttp.ClientSession, gw: Gateway, upstream: str = "local") -> float:
+    """Requests waiting in the upstream's fair queue now (its /metrics)."""
+    return await metric(session, gw, "authproxy_queue_waiting", upstream=upstream) or 0.0
+
+
+async def equals(value: Awaitable[float | None], want: float) -> bool:
+    return await value == want
 
 
 async def until(predicate: Callable[[], Any], within: float = 5.0) -> None:

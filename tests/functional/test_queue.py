@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
 from fakes.engine import FakeEngine
 
-from .helpers import Gateway, running_gateway
-from .queueing import metric, queue_upstream, stream, tagged_chat, tags, until
-from .test_access_log import Logs, gateway_logs
+from .helpers import CHAT, running_gateway
+from .queueing import equals, metric, queue_upstream, stream, tagged_chat, tags, until, waiting
+from .test_access_log import gateway_logs
 from .wire import assert_error_shape
 
 HEAVY = 6  # the heavy user's concurrent streams
 TOKENS = 10  # each 10 tokens, 0.05 s apart: about 0.5 s holding the one slot
-
-
-async def waiting(session: aiohttp.ClientSession, gw: Gateway) -> float:
-    return await metric(session, gw, "authproxy_queue_waiting", upstream="local") or 0.0
 
 
 async def test_a_light_user_goes_next_behind_a_heavy_users_backlog(
@@ -158,33 +153,17 @@ async def test_a_client_leaving_while_waiting_is_not_charged_and_the_slot_passes
             after = asyncio.create_task(
                 stream(session, gw, gw.accounts.admin_key, tagged_chat("after", tokens=1))
             )
-            await until(lambda: _equals(waiting(session, gw), 2))
+            await until(lambda: equals(waiting(session, gw), 2))
             leaver.cancel()  # the client hangs up while its request waits
             await until(lambda: metric(session, gw, "authproxy_queue_left_total", upstream="local"))
             assert await waiting(session, gw) == 1  # "after" still waits; the leaver is gone
             assert (await holder).status == 200
             assert (await after).status == 200  # the slot went to the next waiter
             rows = await gw.usage(3)
-            line = await _access_line(logs, "rita")
+            line = await logs.line(CHAT, user="rita")
     assert tags(engine) == ["hold", "after"]  # the leaver never reached the engine
     left = [r for r in rows if r.status == 499]
     assert [(r.prompt_tokens, r.completion_tokens, r.usage_source) for r in left] == [
         (0, 0, "none")
     ]
     assert line["status"] == 499
-
-
-async def _equals(value: Awaitable[float], want: float) -> bool:
-    return await value == want
-
-
-async def _access_line(logs: Logs, user: str, within: float = 5.0) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        for record in logs.access.records:
-            line: dict[str, object] = json.loads(record.getMessage())
-            if line["user"] == user:
-                return line
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no access log line for {user}")

@@ -14,13 +14,9 @@ import aiohttp
 from fakes.engine import FakeEngine, running_engine
 
 from .helpers import CHAT, Gateway, bearer, running_gateway
-from .queueing import metric, queue_upstream, stream, tagged_chat, tags, until
+from .queueing import equals, metric, queue_upstream, stream, tagged_chat, tags, until, waiting
 from .test_upstream_pool import FAST_CHECKS, two_engines
 from .wire import assert_error_shape
-
-
-async def waiting_on(session: aiohttp.ClientSession, gw: Gateway, upstream: str) -> float:
-    return await metric(session, gw, "authproxy_queue_waiting", upstream=upstream) or 0.0
 
 
 async def test_a_waiter_moves_to_another_upstream_when_health_checks_take_its_own_out(
@@ -67,7 +63,7 @@ async def test_a_waiter_fails_fast_when_its_only_upstream_goes_down(
         waiter = asyncio.create_task(
             stream(session, gw, gw.accounts.restricted_key, tagged_chat("waiter"))
         )
-        await until(lambda: waiting_on(session, gw, "local"))
+        await until(lambda: waiting(session, gw, "local"))
         engine.healthy = False
         failed = await waiter
         assert (await holder).status == 200
@@ -108,7 +104,7 @@ async def test_waiters_move_on_when_a_request_to_their_upstream_gets_no_answer(
             second = asyncio.create_task(chat(keys[1]))  # to b, the less loaded
             await until(lambda: b.open_requests == 1)
             third = asyncio.create_task(chat(keys[2]))  # a's turn again: waits for a's slot
-            await until(lambda: waiting_on(session, gw, "a"))
+            await until(lambda: waiting(session, gw, "a"))
             statuses = list(await asyncio.gather(first, second, third))
             drained = await metric(
                 session, gw, "authproxy_queue_refusals_total", upstream="a", reason="drained"
@@ -132,7 +128,7 @@ async def test_max_inflight_auto_follows_the_slots_the_engine_announces(
 
         assert await capacity() == 3  # read before the first request
         engine.total_slots = 1  # the engine restarted with -np 1
-        await until(lambda: _is(capacity(), 1))
+        await until(lambda: equals(capacity(), 1))
         holder = asyncio.create_task(
             stream(session, gw, gw.accounts.user_key, tagged_chat("hold", tokens=20))
         )
@@ -140,7 +136,7 @@ async def test_max_inflight_auto_follows_the_slots_the_engine_announces(
         second = asyncio.create_task(
             stream(session, gw, gw.accounts.restricted_key, tagged_chat("second"))
         )
-        await until(lambda: waiting_on(session, gw, "local"))  # one slot now: it waits
+        await until(lambda: waiting(session, gw, "local"))  # one slot now: it waits
         assert (await holder).status == (await second).status == 200
 
 
@@ -172,7 +168,7 @@ async def test_waiting_requests_count_against_max_concurrent(
         holder = asyncio.create_task(stream(session, gw, key, tagged_chat("hold", tokens=20)))
         await until(lambda: engine.open_requests == 1)
         waiter = asyncio.create_task(stream(session, gw, key, tagged_chat("wait")))
-        await until(lambda: waiting_on(session, gw, "local"))
+        await until(lambda: waiting(session, gw, "local"))
         third = await stream(session, gw, key, tagged_chat("third"))
         assert (await holder).status == (await waiter).status == 200
     assert third.status == 429
@@ -184,10 +180,6 @@ async def _where_waiting(session: aiohttp.ClientSession, gw: Gateway, *upstreams
     async with asyncio.timeout(5):
         while True:
             for name in upstreams:
-                if await waiting_on(session, gw, name):
+                if await waiting(session, gw, name):
                     return name
             await asyncio.sleep(0.02)
-
-
-async def _is(value: Any, want: float) -> bool:
-    return bool(await value == want)

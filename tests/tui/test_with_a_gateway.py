@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 from fakes.engine import running_engine
-from functional.helpers import CHAT, MODELS, Gateway, bearer, chat_body, running_gateway
-from functional.queueing import metric, queue_upstream, stream, tagged_chat, until
+from functional.helpers import CHAT, MODELS, bearer, chat_body, running_gateway
+from functional.queueing import equals, queue_upstream, stream, tagged_chat, until, waiting
 
 from admin_tui import create_app
 from authproxy.cli.commands import admin_service
@@ -105,7 +105,7 @@ async def test_dashboard_shows_who_waits_in_the_gateways_queue(tmp_path: Path) -
                 asyncio.create_task(stream(session, gateway, key, tagged_chat("wait")))
                 for key in (keys.restricted_key, keys.restricted_key, keys.admin_key)
             ]
-            await until(lambda: _waiting(session, gateway, 3))
+            await until(lambda: equals(waiting(session, gateway), 3))
             listen = Listen(host="127.0.0.1", port=gateway.port)
             config = gateway.config.model_copy(update={"listen": listen})
             async with admin_service(config) as service:
@@ -116,8 +116,3 @@ async def test_dashboard_shows_who_waits_in_the_gateways_queue(tmp_path: Path) -
             holder.cancel()  # the client leaves: its slot passes on and the rest are served
             assert [(await w).status for w in waiters] == [200, 200, 200]
     assert line == "Queue      1/1 slots busy · waiting: rita 2, root 1"
-
-
-async def _waiting(session: aiohttp.ClientSession, gateway: Gateway, count: int) -> bool:
-    got = await metric(session, gateway, "authproxy_queue_waiting", upstream="local")
-    return got == count
