@@ -84,6 +84,8 @@ class Timeouts(_Strict):
     connect: float = Field(default=5.0, gt=0)
     first_byte: float = Field(default=600.0, gt=0)
     idle: float = Field(default=300.0, gt=0)
+    # A client that pauses longer than this while sending its request body gets a 408.
+    client_body: float = Field(default=60.0, gt=0)
 
 
 class HealthChecks(_Strict):

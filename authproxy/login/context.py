@@ -8,6 +8,7 @@ browser that started that login, so nobody can finish their own login in someone
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from authproxy import appkeys as K
 from authproxy.auth.csrf import CsrfTokens
 from authproxy.auth.sessions import LOGIN_FLOW_TTL, SessionManager
 from authproxy.clock import now
-from authproxy.errors import BadRequest
+from authproxy.errors import BadRequest, RequestTimeout
 from authproxy.login.limiter import LoginLimiter
 from authproxy.login.passwords import PasswordVerifier
 from authproxy.oidc.client import OidcClient
@@ -104,9 +105,12 @@ async def read_form(
 ) -> MultiDictProxy[str | bytes | bytearray | FileField]:
     """The posted form; one that cannot be parsed is a 400, not an unhandled error."""
     try:
-        return await request.post()
+        async with asyncio.timeout(request.app[K.CONFIG].timeouts.client_body):
+            return await request.post()
     except (ValueError, LookupError, HttpProcessingError):  # bad bytes, charset, multipart
         raise BadRequest("the form could not be read", code="invalid_form") from None
+    except TimeoutError:  # a form is small: all of it within one pause (see proxy/client_body)
+        raise RequestTimeout("the form stopped arriving", code="request_body_timeout") from None
 
 
 def audit(request: web.Request, actor: str, action: str, target: str | None, detail: str) -> None:

@@ -61,7 +61,10 @@ def error_response(exc: GatewayError, request_id: str | None = None) -> web.Resp
     headers = dict(exc.headers)
     if request_id:
         headers["X-Request-Id"] = request_id
-    return web.json_response(exc.body(), status=exc.status, headers=headers)
+    response = web.json_response(exc.body(), status=exc.status, headers=headers)
+    if exc.closes_connection:
+        response.force_close()
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatewayError:
