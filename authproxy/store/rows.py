@@ -100,8 +100,10 @@ def user(row: Row) -> User:
 
 
 def api_key(row: Row) -> ApiKey:
-    *fields, acts_for_users = row
-    return ApiKey(*fields, acts_for_users=bool(acts_for_users))
+    key_id, user_id, name, prefix, label, created, expires, revoked, used, acts_for_users = row
+    return ApiKey(
+        key_id, user_id, name, prefix, label, created, expires, revoked, used, bool(acts_for_users)
+    )
 
 
 def active_key(row: Row) -> ActiveKey:
