@@ -31,6 +31,6 @@ async def show(request: web.Request) -> web.Response:
         "chat.html",
         user=session.record.user_name,
         user_id=session.record.user_id,
-        logout_csrf=browser.csrf.token(session.token, "logout"),
+        signout=browser.signout_form(session),
     )
     return page(title="Chat", body=body, stylesheet="chat.css", script="chat.js", calls_api=True)

@@ -5,26 +5,18 @@ cookie to this origin. (What the script does is tried in a real browser: tests/e
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from fakes.engine import FakeEngine
 
 from authproxy.login.html import page
 from authproxy.login.html import render as render_template
 from authproxy.store.records import UsageRow
 
-from .browser import Browser, browser, signed_in
+from .browser import Browser, browser
 from .fake_idp import FakeIdp
 from .helpers import CHAT, MODELS, Gateway, bearer, chat_body
 
 NONCE_RE = re.compile(r"script-src 'nonce-([A-Za-z0-9_-]+)'")
-
-
-@pytest.fixture
-async def web(sso: tuple[Gateway, FakeIdp]) -> AsyncIterator[Browser]:
-    async with signed_in(sso[0]) as b:
-        yield b
 
 
 async def test_the_chat_page_is_for_a_signed_in_browser(sso: tuple[Gateway, FakeIdp]) -> None:
@@ -58,7 +50,7 @@ async def test_its_policy_lets_its_own_script_call_this_origin_only(web: Browser
 
 
 async def test_the_page_escapes_the_user_name() -> None:
-    body = render_template("chat.html", user="<b>eve</b>", user_id=7, logout_csrf="t")
+    body = render_template("chat.html", user="<b>eve</b>", user_id=7, signout="")
     html = page(title="Chat", body=body, script="chat.js", calls_api=True).text
     assert html is not None
     assert "&lt;b&gt;eve&lt;/b&gt;" in html and "<b>eve</b>" not in html
