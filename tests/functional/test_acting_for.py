@@ -20,6 +20,7 @@ from authproxy.admin.service import AdminError
 from authproxy.store.records import AuditEntry
 
 from .helpers import CHAT, MODELS, Gateway, Secret, bearer, chat_body, run_cli, running_gateway
+from .test_access_log import gateway_logs
 from .wire import assert_error_shape
 
 
@@ -99,6 +100,16 @@ async def test_a_service_key_acting_for_two_people_charges_each(
         async with f.gw.admin() as admin:
             usage = {u.user.name: u.requests for u in await admin.usage_against_quotas(since=0)}
         assert (usage["ann"], usage["bob"], usage["webui"]) == (1, 2, 0)
+
+
+async def test_the_access_log_names_the_person_and_the_service(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+) -> None:
+    async with front(tmp_path, engine) as f:
+        with gateway_logs() as logs:
+            assert (await _chat(session, f, person("ann@example.com")))[0] == 200
+            line = await logs.line(CHAT)
+    assert (line["user"], line["service"], line["status"]) == ("ann", "webui", 200)
 
 
 async def test_the_persons_quotas_apply_not_the_services(
