@@ -21,9 +21,10 @@ from multidict import MultiDictProxy
 
 from authproxy import appkeys as K
 from authproxy.auth.csrf import CsrfTokens
-from authproxy.auth.sessions import LOGIN_FLOW_TTL, SessionManager
+from authproxy.auth.sessions import LOGIN_FLOW_TTL, BrowserSession, SessionManager
 from authproxy.clock import now
 from authproxy.errors import BadRequest, RequestTimeout
+from authproxy.login.html import Safe, render
 from authproxy.login.limiter import LoginLimiter
 from authproxy.login.passwords import PasswordVerifier
 from authproxy.oidc.client import OidcClient
@@ -71,6 +72,10 @@ class BrowserAuth:
 
     def clear_login_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
         response.del_cookie(self.login_cookie, path="/auth")
+
+    def signout_form(self, session: BrowserSession) -> Safe:
+        """A signed-in page's sign-out button; its CSRF token is bound to the session."""
+        return render("signout.html", csrf=self.csrf.token(session.token, "logout"))
 
 
 # A path and query of printable URL characters (RFC 3986 unreserved, sub-delims, ":@/?%"):
