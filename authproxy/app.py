@@ -10,9 +10,11 @@ from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.admin.entry import open_services
+from authproxy.auth.acting_for import ActingFor
 from authproxy.auth.authenticate import ApiKeyAuthenticator
 from authproxy.auth.client_address import ClientAddress
 from authproxy.auth.key_index import KeyIndex
+from authproxy.auth.people import PeopleIndex
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
 from authproxy.limits.quota import QuotaBook
@@ -48,9 +50,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await quotas.rebuild()
         watch = StoreWatch(store=store)
         watch.subscribe(index.reload)
+        people = PeopleIndex(store=store)
+        watch.subscribe(people.reload)
         watch.subscribe(catalog.reload)
         watch.subscribe(quotas.reload)
         app[K.KEY_INDEX] = index
+        app[K.PEOPLE] = people
         app[K.CATALOG] = catalog
         app[K.QUOTAS] = quotas
         app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
@@ -99,6 +104,13 @@ async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = UsageWriter(store=app[K.STORE], take_last_used=app[K.KEY_INDEX].take_last_used)
     app[K.USAGE] = writer
     app[K.AUTH_THROTTLE] = AuthThrottle(settings=app[K.CONFIG].auth_throttle, audit=writer)
+    app[K.ACTING_FOR] = ActingFor(
+        settings=app[K.CONFIG].acts_for_users,
+        default_role=app[K.CONFIG].default_role,
+        people=app[K.PEOPLE],
+        store=app[K.STORE],
+        audit=writer,
+    )
     async with writer.running():
         yield
 

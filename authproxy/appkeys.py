@@ -15,9 +15,11 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from authproxy.admin.entry import Services
+    from authproxy.auth.acting_for import ActingFor
     from authproxy.auth.authenticate import Authenticator
     from authproxy.auth.client_address import ClientAddress
     from authproxy.auth.key_index import KeyIndex
+    from authproxy.auth.people import PeopleIndex
     from authproxy.auth.policy import Policy
     from authproxy.auth.principal import Principal
     from authproxy.auth.sessions import BrowserSession
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from authproxy.upstreams.catalog import ModelCatalog
 
 __all__ = [
+    "ACTING_FOR",
     "AUTHENTICATORS",
     "AUTH_THROTTLE",
     "BROWSER",
@@ -46,6 +49,7 @@ __all__ = [
     "METRICS",
     "MODEL",
     "OUTCOME",
+    "PEOPLE",
     "POLICY",
     "PRINCIPAL",
     "QUOTAS",
@@ -73,6 +77,8 @@ QUOTAS: web.AppKey[QuotaBook] = web.AppKey("quotas")
 AUTH_THROTTLE: web.AppKey[AuthThrottle] = web.AppKey("auth_throttle")
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
 BROWSER: web.AppKey[BrowserAuth] = web.AppKey("browser_auth")  # the login pages' parts
+PEOPLE: web.AppKey[PeopleIndex] = web.AppKey("people")  # users by e-mail, for service keys
+ACTING_FOR: web.AppKey[ActingFor] = web.AppKey("acting_for")
 
 # -- a request ----------------------------------------------------------------------------------
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -18,6 +18,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "RateLimited",
+    "RequestTimeout",
     "ServiceUnavailable",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -31,6 +32,9 @@ class GatewayError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str = "internal_error"
+    #: The connection can't serve another request after this one (its request was not read
+    #: to the end), so the answer closes it.
+    closes_connection: bool = False
 
     def __init__(
         self,
@@ -77,6 +81,13 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    closes_connection = True
 
 
 class PayloadTooLarge(GatewayError):

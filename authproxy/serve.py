@@ -15,6 +15,7 @@ from authproxy.app import build_app
 from authproxy.config.schema import Config
 from authproxy.web.listen import bind_sockets
 from authproxy.web.log_redact import install_redaction
+from authproxy.web.protocol import JsonErrorRunner
 
 __all__ = ["LOG_FORMAT", "run", "serve", "setup_logging"]
 
@@ -39,7 +40,7 @@ async def run(config: Config, *, ready_message: bool = True) -> None:
     sockets = bind_sockets(config.listen.host, config.listen.port)
     try:
         app = build_app(config)
-        runner = web.AppRunner(
+        runner = JsonErrorRunner(
             app,
             handler_cancellation=True,
             access_log=None,

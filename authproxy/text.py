@@ -1,5 +1,5 @@
 """Values people type: a whole number (a key id in a form, a count or a limit on the command
-line) and a duration (``30d``).
+line), a duration (``30d``) and a user name.
 
 ``str.isdigit`` is true for ``²`` and ``٣``; ``int`` accepts ``٣`` (as 3), `` 7 ``, ``+7`` and
 ``1_000`` but fails on ``²`` and on more than 4300 digits; SQLite fails past 2**63 - 1. So a
@@ -9,7 +9,7 @@ must fit in a SQLite integer.
 
 from __future__ import annotations
 
-__all__ = ["MAX_DURATION", "SQL_MAX", "parse_duration", "whole_number"]
+__all__ = ["MAX_DURATION", "SQL_MAX", "parse_duration", "valid_user_name", "whole_number"]
 
 SQL_MAX = 2**63 - 1
 _MAX_DIGITS = len(str(SQL_MAX))
@@ -39,3 +39,9 @@ def parse_duration(text: str) -> float:
     if value > MAX_DURATION:
         raise ValueError(f"too long a duration: {text!r} (at most 100 years)")
     return float(value)
+
+
+def valid_user_name(name: str) -> bool:
+    """At most 64 printable characters, no leading or trailing space (an e-mail address
+    or a provider's ``sub`` usually is one)."""
+    return 0 < len(name) <= 64 and name.isprintable() and name.strip() == name

@@ -1,11 +1,11 @@
-"""Create a key: for whom, a label, and when it expires."""
+"""Create a key: for whom, a label, when it expires, and whether it is a service key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.widgets import Input, Select
+from textual.widgets import Checkbox, Input, Select
 
 from admin_tui.modals.form import FormModal
 from authproxy.text import parse_duration
@@ -18,6 +18,7 @@ class KeyRequest:
     user: str
     label: str | None
     expires_in: float | None  # seconds from now; None = never
+    acts_for_users: bool = False  # a service key (Open WebUI): may name the person served
 
 
 class CreateKeyModal(FormModal[KeyRequest]):
@@ -41,6 +42,9 @@ class CreateKeyModal(FormModal[KeyRequest]):
         )
         yield self.field("Label", Input(placeholder="optional, e.g. laptop", id="label"))
         yield self.field("Expires in", Input(placeholder="never; or e.g. 30d, 12h", id="expires"))
+        yield self.field(
+            "Service key", Checkbox("acts for the users it names (Open WebUI)", id="acts")
+        )
 
     def on_mount(self) -> None:
         if self.user:
@@ -52,4 +56,5 @@ class CreateKeyModal(FormModal[KeyRequest]):
             raise ValueError("choose the user the key is for")
         label = self.query_one("#label", Input).value.strip() or None
         expires = self.query_one("#expires", Input).value.strip()
-        return KeyRequest(user, label, parse_duration(expires) if expires else None)
+        acts = self.query_one("#acts", Checkbox).value
+        return KeyRequest(user, label, parse_duration(expires) if expires else None, acts)

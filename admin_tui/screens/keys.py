@@ -38,6 +38,8 @@ def status(k: ApiKey, now: float) -> Text:
         return Text("revoked", style="red")
     if k.expires_at is not None and k.expires_at <= now:
         return Text("expired", style="yellow")
+    if k.acts_for_users:  # active, and may name the person each request is for
+        return Text("service", style="cyan")
     return Text("active", style="green")
 
 
@@ -50,7 +52,12 @@ async def create_key(app: App[object], service: AdminService, user: str | None) 
     request = await app.push_screen_wait(CreateKeyModal(users, user))
     if request is None:
         return None
-    new = await service.create_key(request.user, label=request.label, expires_in=request.expires_in)
+    new = await service.create_key(
+        request.user,
+        label=request.label,
+        expires_in=request.expires_in,
+        acts_for_users=request.acts_for_users,
+    )
     await app.push_screen_wait(KeyShownModal(new.record.user_name, new.secret))
     return new.record
 
@@ -98,7 +105,8 @@ class KeysScreen(SearchableScreen):
         needle = self.needle
         rows = []
         for k in self.keys:
-            if needle and needle not in f"{k.user_name} {k.label or ''} {k.prefix}".lower():
+            kind = "service" if k.acts_for_users else ""
+            if needle and needle not in f"{k.user_name} {k.label or ''} {k.prefix} {kind}".lower():
                 continue
             cells: list[Cell] = [
                 str(k.id),
@@ -125,6 +133,8 @@ class KeysScreen(SearchableScreen):
                 text += f", expires {fmt.timestamp(k.expires_at, zone)}"
             if k.revoked_at is not None:
                 text += f", revoked {fmt.timestamp(k.revoked_at, zone)}"
+            if k.acts_for_users:
+                text += "; a service key: acts for the users it names"
         self.query_one("#key-detail", Static).update(text)
 
     def action_all_users(self) -> None:

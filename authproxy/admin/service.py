@@ -26,6 +26,7 @@ from authproxy.store.records import (
     UsageSummary,
     User,
 )
+from authproxy.text import valid_user_name
 from authproxy.upstreams.status import (
     ModelOverview,
     UpstreamHealth,
@@ -52,12 +53,6 @@ class UserUsage:
     requests: int  # since the report's start
     prompt_tokens: int
     completion_tokens: int
-
-
-def valid_user_name(name: str) -> bool:
-    """At most 64 printable characters, no leading or trailing space (an e-mail address
-    or a provider's ``sub`` usually is one)."""
-    return 0 < len(name) <= 64 and name.isprintable() and name.strip() == name
 
 
 QUOTA_FIELDS = ("requests_per_minute", "max_concurrent", "tokens_per_day", "tokens_per_month")
@@ -133,10 +128,18 @@ class AdminService:
         label: str | None = None,
         expires_in: float | None = None,
         max_active: int | None = None,
+        acts_for_users: bool = False,
     ) -> NewKey:
+        """A new key; ``acts_for_users`` makes it a service key, which may name the person a
+        request is for (Open WebUI's forwarded user headers; ``auth/acting_for.py``)."""
         user = await self._store.get_user(user_name)
         if user.disabled:
             raise AdminError(f"user {user_name!r} is disabled; enable it first")
+        if acts_for_users and user.role == ADMIN_ROLE:
+            raise AdminError(
+                f"{user_name!r} is an admin, and a service key's user may not be one:"
+                " give the service a user of its own (e.g. `authproxy users add openwebui`)"
+            )
         secret = generate_key()
         try:
             record = await self._store.create_key(
@@ -146,10 +149,12 @@ class AdminService:
                 label=label,
                 expires_at=now() + expires_in if expires_in else None,
                 max_active=max_active,
+                acts_for_users=acts_for_users,
             )
         except ConflictError as exc:  # max_active reached
             raise AdminError(f"{user_name}: {exc}") from None
-        await self._audit("key.create", user_name, f"key_id={record.id}")
+        detail = f"key_id={record.id}" + (" acts_for_users" if acts_for_users else "")
+        await self._audit("key.create", user_name, detail)
         return NewKey(record, secret)
 
     async def list_keys(self, user_name: str | None = None) -> list[ApiKey]:

@@ -67,6 +67,7 @@ class ApiKeyAuthenticator:
             role=record.role,
             key_id=record.key_id,
             via="key",
+            acts_for_users=record.acts_for_users,
         )
 
 

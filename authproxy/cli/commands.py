@@ -98,6 +98,7 @@ def _key_row(k: ApiKey) -> list[object]:
         when(k.expires_at),
         when(k.last_used_at),
         status,
+        "yes" if k.acts_for_users else "",
     ]
 
 
@@ -152,7 +153,12 @@ async def cmd_keys(config: Config, args: argparse.Namespace) -> None:
     async with admin_service(config) as admin:
         if args.action == "create":
             expires = parse_duration(args.expires) if args.expires else None
-            new = await admin.create_key(args.user, label=args.label, expires_in=expires)
+            new = await admin.create_key(
+                args.user,
+                label=args.label,
+                expires_in=expires,
+                acts_for_users=args.acts_for_users,
+            )
             print(new.secret)
         elif args.action == "revoke":
             record = await admin.revoke_key(args.key_id)
@@ -163,7 +169,17 @@ async def cmd_keys(config: Config, args: argparse.Namespace) -> None:
                 as_json([asdict(k) for k in keys])
                 return
             table(
-                ["id", "user", "prefix", "label", "created", "expires", "last used", "status"],
+                [
+                    "id",
+                    "user",
+                    "prefix",
+                    "label",
+                    "created",
+                    "expires",
+                    "last used",
+                    "status",
+                    "acts for users",
+                ],
                 [_key_row(k) for k in keys],
             )
 

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("user")
     kc.add_argument("--label", default=None)
     kc.add_argument("--expires", default=None, metavar="DURATION", help="e.g. 30d, 12h")
+    kc.add_argument(
+        "--acts-for-users",
+        action="store_true",
+        help="a service key (Open WebUI): may name the person each request is for",
+    )
     kl = k.add_parser("list", parents=[common], help="list keys")
     kl.add_argument("user", nargs="?")
     kl.add_argument("--json", action="store_true")

@@ -24,6 +24,7 @@ from authproxy.config.login import Oidc, PasswordLogin, Sessions
 
 __all__ = [
     "ADMIN_ROLE",
+    "ActsForUsers",
     "AuthThrottle",
     "Config",
     "HealthChecks",
@@ -104,6 +105,8 @@ class Timeouts(_Strict):
     connect: float = Field(default=5.0, gt=0)
     first_byte: float = Field(default=600.0, gt=0)
     idle: float = Field(default=300.0, gt=0)
+    # A client that pauses longer than this while sending its request body gets a 408.
+    client_body: float = Field(default=60.0, gt=0)
 
 
 class HealthChecks(_Strict):
@@ -150,6 +153,15 @@ class AuthThrottle(_Strict):
     block: float = Field(default=300.0, ge=0)  # ... refuse that address for this long
 
 
+class ActsForUsers(_Strict):
+    """Service keys (``keys create --acts-for-users``) naming a person with Open WebUI's
+    forwarded user headers (``auth/acting_for.py``)."""
+
+    unknown_people: Literal["create", "reject"] = "create"  # create: with the default role
+    # The same headers on any other credential: not believed (ignore), or a 403 (refuse).
+    foreign_headers: Literal["ignore", "refuse"] = "ignore"
+
+
 def _default_upstreams() -> list[Upstream]:
     return [Upstream(name="local", url="http://127.0.0.1:8080", discover=True)]
 
@@ -183,6 +195,7 @@ class Config(_Strict):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     quotas: Quotas = Field(default_factory=Quotas)
     auth_throttle: AuthThrottle = Field(default_factory=AuthThrottle)
+    acts_for_users: ActsForUsers = Field(default_factory=ActsForUsers)
     discover_interval: float = Field(default=30.0, gt=0)
     health: HealthChecks = Field(default_factory=HealthChecks)
     queue: Queue = Field(default_factory=Queue)

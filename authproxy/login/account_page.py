@@ -162,7 +162,7 @@ async def _render(
         "account.html",
         user=record.user_name,
         role=record.role,
-        logout_csrf=browser.csrf.token(session.token, "logout"),
+        signout=browser.signout_form(session),
         notice=notice,
         newkey=new_key,
         meters=join(

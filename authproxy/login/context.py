@@ -8,6 +8,7 @@ browser that started that login, so nobody can finish their own login in someone
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from multidict import MultiDictProxy
 
 from authproxy import appkeys as K
 from authproxy.auth.csrf import CsrfTokens
-from authproxy.auth.sessions import LOGIN_FLOW_TTL, SessionManager
+from authproxy.auth.sessions import LOGIN_FLOW_TTL, BrowserSession, SessionManager
 from authproxy.clock import now
-from authproxy.errors import BadRequest
+from authproxy.errors import BadRequest, RequestTimeout
+from authproxy.login.html import Safe, render
 from authproxy.login.limiter import LoginLimiter
 from authproxy.login.passwords import PasswordVerifier
 from authproxy.oidc.client import OidcClient
@@ -71,6 +73,10 @@ class BrowserAuth:
     def clear_login_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
         response.del_cookie(self.login_cookie, path="/auth")
 
+    def signout_form(self, session: BrowserSession) -> Safe:
+        """A signed-in page's sign-out button; its CSRF token is bound to the session."""
+        return render("signout.html", csrf=self.csrf.token(session.token, "logout"))
+
 
 # A path and query of printable URL characters (RFC 3986 unreserved, sub-delims, ":@/?%"):
 # no control character, space, backslash or non-ASCII, which a Location header cannot carry
@@ -104,9 +110,12 @@ async def read_form(
 ) -> MultiDictProxy[str | bytes | bytearray | FileField]:
     """The posted form; one that cannot be parsed is a 400, not an unhandled error."""
     try:
-        return await request.post()
+        async with asyncio.timeout(request.app[K.CONFIG].timeouts.client_body):
+            return await request.post()
     except (ValueError, LookupError, HttpProcessingError):  # bad bytes, charset, multipart
         raise BadRequest("the form could not be read", code="invalid_form") from None
+    except TimeoutError:  # a form is small: all of it within one pause (see proxy/client_body)
+        raise RequestTimeout("the form stopped arriving", code="request_body_timeout") from None
 
 
 def audit(request: web.Request, actor: str, action: str, target: str | None, detail: str) -> None:

@@ -1,9 +1,11 @@
-"""Server-rendered pages: ``string.Template`` files under ``authproxy/templates``, every value
-HTML-escaped unless it is ``Safe`` (a fragment built here from escaped parts).
+"""Server-rendered pages: ``string.Template`` files under ``authproxy/login/templates``, every
+value HTML-escaped unless it is ``Safe`` (a fragment built here from escaped parts).
 
 Pages are sent with a strict Content-Security-Policy (nothing but this response's own inline
-style and script, by nonce), no caching, no referrer (the callback URL carries a code, the
-account page a fresh key) and no framing.
+style and script, by nonce; the stylesheet and script are package files put inline, so there
+is no build step and nothing to fetch), no caching, no referrer (the callback URL carries a
+code, the account page a fresh key) and no framing. A page whose script calls the API (the chat
+page) may also connect to this origin, and nowhere else.
 """
 
 from __future__ import annotations
@@ -51,23 +53,39 @@ def render(template: str, /, **values: object) -> Safe:
     return Safe(_template(template).substitute({k: esc(v) for k, v in values.items()}))
 
 
+def _asset(name: str) -> str:
+    """A stylesheet or script file as it is (never a template: ``$`` means nothing in it)."""
+    text = _template(name).template
+    if "</" in text and name.endswith(".js"):  # it goes inside <script>: nothing may close it
+        raise ValueError(f"{name} must not contain '</'")
+    return text
+
+
 def page(
     *,
     title: str,
     body: Safe,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    stylesheet: str | None = None,
+    script: str = "copy.js",
+    calls_api: bool = False,
 ) -> web.Response:
+    """A whole page: ``style.css`` (and ``stylesheet``, if named) and ``script`` inline, by
+    nonce; ``calls_api``: its script may fetch from this origin."""
     nonce = secrets.token_urlsafe(16)
+    style = _asset("style.css") + (_asset(stylesheet) if stylesheet else "")
     document = render(
         "base.html",
         title=title,
         nonce=nonce,
-        style=Safe(_template("style.css").template),
+        style=Safe(style),
+        script=Safe(_asset(script)),
         body=body,
     )
+    connect = " connect-src 'self';" if calls_api else ""
     csp = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}';"
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}';{connect}"
         " img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     return web.Response(

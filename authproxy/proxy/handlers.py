@@ -12,6 +12,7 @@ from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.errors import NotFound, PermissionDenied
 from authproxy.limits.quota import QuotaRefused
+from authproxy.proxy.client_body import read_body
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.failover import forward_with_failover
 from authproxy.proxy.forward import Outcome
@@ -87,7 +88,10 @@ def make_handler(endpoint: Endpoint) -> Handler:
         principal = request[K.PRINCIPAL]
         config = app[K.CONFIG]
         encoding = request.headers.get("Content-Encoding", "")
-        raw = decoded(await request.read(), encoding, limit=config.max_request_bytes)
+        body = await read_body(
+            request, limit=config.max_request_bytes, idle=config.timeouts.client_body
+        )
+        raw = decoded(body, encoding, limit=config.max_request_bytes)
         prepared = prepare(endpoint, raw, settings=config.quotas)
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)

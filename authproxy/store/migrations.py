@@ -129,4 +129,9 @@ MIGRATIONS: list[list[str]] = [
             created_at REAL NOT NULL
         )""",
     ],
+    # 3: service keys, which may name the person they act for (Open WebUI's forwarded user
+    # headers); set only when a key is made, so the INSERT trigger already tells the gateways
+    [
+        """ALTER TABLE api_keys ADD COLUMN acts_for_users INTEGER NOT NULL DEFAULT 0""",
+    ],
 ]

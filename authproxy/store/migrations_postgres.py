@@ -134,4 +134,9 @@ MIGRATIONS_POSTGRES: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL
         )""",
     ],
+    # 3: service keys, which may name the person they act for (Open WebUI's forwarded user
+    # headers); set only when a key is made, so the INSERT trigger already tells the gateways
+    [
+        """ALTER TABLE api_keys ADD COLUMN acts_for_users BOOLEAN NOT NULL DEFAULT FALSE""",
+    ],
 ]

@@ -91,6 +91,7 @@ class UserQueries(PostgresCore):
         label: str | None,
         expires_at: float | None,
         max_active: int | None = None,
+        acts_for_users: bool = False,
     ) -> ApiKey:
         async def run(con: Connection) -> int:
             if max_active is not None:
@@ -107,14 +108,15 @@ class UserQueries(PostgresCore):
                         " revoke one before creating another"
                     )
             key_id = await con.fetchval(
-                "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at,"
+                " acts_for_users) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 user_id,
                 key_hash,
                 prefix,
                 label,
                 now(),
                 expires_at,
+                acts_for_users,
             )
             return int(key_id)
 

@@ -41,6 +41,7 @@ class ApiKey:
     expires_at: float | None
     revoked_at: float | None
     last_used_at: float | None
+    acts_for_users: bool = False  # a service key: may name the person it acts for
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class ActiveKey:
     user_name: str
     role: str
     expires_at: float | None
+    acts_for_users: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,10 +67,11 @@ class Row(Protocol):
 USER_COLUMNS = "id, name, role, email, disabled, created_at"
 KEY_SELECT = (
     "SELECT k.id, k.user_id, u.name, k.prefix, k.label, k.created_at, k.expires_at,"
-    " k.revoked_at, k.last_used_at FROM api_keys k JOIN users u ON u.id = k.user_id"
+    " k.revoked_at, k.last_used_at, k.acts_for_users"
+    " FROM api_keys k JOIN users u ON u.id = k.user_id"
 )
 ACTIVE_KEYS = (
-    "SELECT k.key_hash, k.id, u.id, u.name, u.role, k.expires_at"
+    "SELECT k.key_hash, k.id, u.id, u.name, u.role, k.expires_at, k.acts_for_users"
     " FROM api_keys k JOIN users u ON u.id = k.user_id"
     " WHERE k.revoked_at IS NULL AND NOT u.disabled"
 )
@@ -99,12 +100,17 @@ def user(row: Row) -> User:
 
 
 def api_key(row: Row) -> ApiKey:
-    return ApiKey(*row)
+    key_id, user_id, name, prefix, label, created, expires, revoked, used, acts_for_users = row
+    return ApiKey(
+        key_id, user_id, name, prefix, label, created, expires, revoked, used, bool(acts_for_users)
+    )
 
 
 def active_key(row: Row) -> ActiveKey:
-    key_hash, key_id, user_id, user_name, role, expires_at = row
-    return ActiveKey(bytes(key_hash), key_id, user_id, user_name, role, expires_at)
+    key_hash, key_id, user_id, user_name, role, expires_at, acts_for_users = row
+    return ActiveKey(
+        bytes(key_hash), key_id, user_id, user_name, role, expires_at, bool(acts_for_users)
+    )
 
 
 def model_setting(row: Row) -> ModelSetting:

@@ -86,6 +86,7 @@ class UserQueries(SqliteCore):
         label: str | None,
         expires_at: float | None,
         max_active: int | None = None,
+        acts_for_users: bool = False,
     ) -> ApiKey:
         """A new key; with ``max_active``, refused while the user has that many unrevoked keys
         (counted in the same write transaction, so concurrent requests and other processes
@@ -107,9 +108,9 @@ class UserQueries(SqliteCore):
                         " revoke one before creating another"
                     )
             cur = await db.execute(
-                "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, key_hash, prefix, label, now(), expires_at),
+                "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at, expires_at,"
+                " acts_for_users) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, key_hash, prefix, label, now(), expires_at, int(acts_for_users)),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid

@@ -61,7 +61,10 @@ def error_response(exc: GatewayError, request_id: str | None = None) -> web.Resp
     headers = dict(exc.headers)
     if request_id:
         headers["X-Request-Id"] = request_id
-    return web.json_response(exc.body(), status=exc.status, headers=headers)
+    response = web.json_response(exc.body(), status=exc.status, headers=headers)
+    if exc.closes_connection:
+        response.force_close()
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatewayError:
@@ -137,6 +140,7 @@ def _log_access(
         "path": raw_path(request)[:200],
         "status": status,
         "user": principal.user_name if principal else None,
+        "service": principal.service if principal else None,  # a service key acting for user
         "model": request.get(K.MODEL),
         "upstream": request.get(K.UPSTREAM_NAME),
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -179,6 +183,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if access == "page":
             return _to_login(request, path)
         raise
+    # A service key may act for the person it names (Open WebUI's headers); no one else may.
+    principal = await request.app[K.ACTING_FOR].resolve(request, principal)
     request[K.PRINCIPAL] = principal
     if access is None:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from authproxy.config.login import CALLBACK_PATH
-from authproxy.login import account_page, oidc_pages, password_pages
+from authproxy.login import account_page, chat_page, oidc_pages, password_pages
 from authproxy.metrics.endpoint import METRICS_PATH, metrics
 from authproxy.proxy.endpoints import FORWARDED
 from authproxy.proxy.handlers import make_handler
@@ -59,6 +59,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/account", account_page.show, "page"),
     Route("POST", "/account/keys", account_page.create_key, "page"),
     Route("POST", "/account/keys/revoke", account_page.revoke_key, "page"),
+    Route("GET", chat_page.PATH, chat_page.show, "page"),
 )
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the end-to-end tier: a real llama-server serving the tiny test model."""
+"""Fixtures for the end-to-end tier: a real llama-server serving the tiny test model, and a
+headless chromium for the browser tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext, sync_playwright
 
+from .chromium import launch
 from .llama_server import LlamaServer
 from .tiny_model import write_tiny_model
 
@@ -31,3 +34,14 @@ def llama_server(tiny_model_path: Path) -> Iterator[LlamaServer]:
     """A llama-server on 127.0.0.1 serving the tiny model as ``tiny`` (2 slots)."""
     with LlamaServer(tiny_model_path) as server:
         yield server
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """Chromium, headless, with a fresh profile; it reaches loopback only."""
+    with sync_playwright() as pw:
+        context = launch(pw, tmp_path / "chromium-profile")
+        try:
+            yield context
+        finally:
+            context.close()

@@ -24,10 +24,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AUTHPROXY_")}
 
 
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(config: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run an `authproxy` command in another process, against the same config and database."""
     return subprocess.run(
         [*AUTHPROXY, "--config", str(config), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
@@ -52,9 +53,9 @@ class Gateway(StartOnEnter):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def run(self, *args: str) -> str:
+    def run(self, *args: str, stdin: str | None = None) -> str:
         """A CLI command that must succeed; returns its stdout."""
-        done = cli(self.config, *args)
+        done = cli(self.config, *args, stdin=stdin)
         if done.returncode != 0:
             raise AssertionError(f"authproxy {args[0]} failed: {done.stderr.strip()}")
         return done.stdout

@@ -8,44 +8,27 @@ go to `test-artifacts/` for review.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import openai
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import BrowserContext, Page
 
+from .chromium import ARTIFACTS, needs_chromium
 from .gateway import Gateway
-from .llama_server import REPO_ROOT, LlamaServer, free_port
+from .llama_server import LlamaServer, free_port
 from .oidc_provider import OidcProvider
 
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 COOKIE = "authproxy_session"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() or shutil.which("node") is None,
-    reason="needs chromium and node (tests/setup/system_packages.sh installs them)",
-)
+pytestmark = needs_chromium
 
 
 @dataclass
@@ -76,36 +59,6 @@ def site(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) ->
         gateway.run("init")
         with gateway:
             yield Site(gateway, provider)
-
-
-def _loopback_only(route: Route) -> None:
-    """The provider's page imports a web font: nothing leaves this machine."""
-    host = urlsplit(route.request.url).hostname
-    if host in ("127.0.0.1", "localhost"):
-        route.continue_()
-    else:
-        route.abort()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    with sync_playwright() as pw:
-        context = _launch(pw, tmp_path / "chromium-profile")
-        context.route("**/*", _loopback_only)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-def _launch(pw: Playwright, profile: Path) -> BrowserContext:
-    return pw.chromium.launch_persistent_context(
-        str(profile),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-        viewport={"width": 1100, "height": 900},
-    )
 
 
 def _sign_in_at_provider(page: Page, login: str) -> None:

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from fakes.engine import FakeEngine, running_engine
 
-from .browser import browser_gateway
+from .browser import Browser, browser_gateway, signed_in
 from .fake_idp import FakeIdp
 from .helpers import Gateway, running_gateway
 
@@ -35,6 +35,13 @@ async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway
     module that needs other settings defines its own)."""
     async with browser_gateway(tmp_path, engine.base_url) as pair:
         yield pair
+
+
+@pytest.fixture
+async def web(sso: tuple[Gateway, FakeIdp]) -> AsyncIterator[Browser]:
+    """A browser signed in through the provider of `sso` (the module's own, if it has one)."""
+    async with signed_in(sso[0]) as b:
+        yield b
 
 
 @pytest.fixture

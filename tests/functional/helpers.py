@@ -26,6 +26,7 @@ from authproxy.cli.commands import admin_service
 from authproxy.config.schema import Config
 from authproxy.store import open_store
 from authproxy.store.records import UsageRow
+from authproxy.web.protocol import JsonErrorRunner
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -172,7 +173,7 @@ async def running_gateway(
     config = Config.model_validate(raw)
     accounts = await seed_accounts(config)
     app = build_app(config)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    runner = JsonErrorRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", port)

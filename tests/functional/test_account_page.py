@@ -14,7 +14,7 @@ from fakes.engine import FakeEngine
 from authproxy.login.account_page import MAX_ACTIVE_KEYS
 from authproxy.store.records import ApiKey
 
-from .browser import KEY_RE, Browser, browser, browser_gateway, signed_in
+from .browser import KEY_RE, Browser, browser, browser_gateway
 from .fake_idp import FakeIdp
 from .helpers import CHAT, MODELS, Gateway, bearer, chat_body
 
@@ -28,12 +28,6 @@ async def sso(tmp_path: Path, engine: FakeEngine) -> AsyncIterator[tuple[Gateway
     }
     async with browser_gateway(tmp_path, engine.base_url, roles=roles) as pair:
         yield pair
-
-
-@pytest.fixture
-async def web(sso: tuple[Gateway, FakeIdp]) -> AsyncIterator[Browser]:
-    async with signed_in(sso[0]) as b:
-        yield b
 
 
 async def test_pages_need_a_session(sso: tuple[Gateway, FakeIdp]) -> None:

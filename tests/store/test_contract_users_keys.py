@@ -81,6 +81,26 @@ async def test_active_keys_leave_out_revoked_keys_and_disabled_users(store: Stor
     assert [k.prefix for k in await store.list_keys(bob.id)] == ["p3"]
 
 
+async def test_a_service_key_is_marked_in_lists_and_in_the_active_index(store: Store) -> None:
+    svc = await store.create_user(name="webui", role="user", email=None)
+    plain = await store.create_key(
+        user_id=svc.id, key_hash=b"p" * 32, prefix="p1", label=None, expires_at=None
+    )
+    service = await store.create_key(
+        user_id=svc.id,
+        key_hash=b"s" * 32,
+        prefix="p2",
+        label="open webui",
+        expires_at=None,
+        acts_for_users=True,
+    )
+    assert (plain.acts_for_users, service.acts_for_users) == (False, True)
+    assert [k.acts_for_users for k in await store.list_keys(svc.id)] == [False, True]
+    active = {k.key_id: k.acts_for_users for k in await store.active_keys()}
+    assert active == {plain.id: False, service.id: True}
+    assert (await store.revoke_key(service.id)).acts_for_users is True
+
+
 async def test_touch_keys_records_last_use(store: Store) -> None:
     user = await store.create_user(name="u", role="user", email=None)
     key = await store.create_key(

@@ -6,10 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from functional.helpers import AUTHPROXY, cli_env, run_cli, write_config
+from textual.app import App
+
+from admin_tui import launch
+from authproxy.admin.service import AdminError
+from authproxy.config.schema import Config
 
 from .conftest import CLOSED_URL
-from .seed import tui_config
+from .seed import Seeded, tui_config
 
 
 async def test_without_a_terminal_it_says_so(tmp_path: Path) -> None:
@@ -30,3 +36,29 @@ def test_module_entry_point_is_the_admin_subcommand() -> None:
     ]
     assert helps[0] == helps[1]
     assert "--screen {dashboard,users,keys,models,audit}" in helps[0]
+
+
+async def test_an_app_that_ends_on_an_error_is_an_error_of_the_command(
+    config: Config, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Textual shows a crash and returns; `authproxy admin` must not then exit 0 (a missing
+    stylesheet in the wheel once crashed it for every installed user, silently)."""
+
+    class Crashing(App[None]):
+        def on_mount(self) -> None:
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(launch, "create_app", lambda service, start: Crashing())
+    with pytest.raises(AdminError, match="stopped on an error"):
+        await launch.run_admin(config, headless=True)
+
+
+async def test_an_app_that_ends_well_is_no_error(
+    config: Config, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Quits(App[None]):
+        def on_mount(self) -> None:
+            self.exit()
+
+    monkeypatch.setattr(launch, "create_app", lambda service, start: Quits())
+    await launch.run_admin(config, headless=True)  # no AdminError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Select
+from textual.widgets import Checkbox, Select
 
 from admin_tui import AdminApp
 from admin_tui.modals.confirm import Confirm
@@ -133,3 +133,39 @@ async def test_revoke_asks_first(app: AdminApp, seeded: Seeded, service: AdminSe
     (key,) = [k for k in await service.list_keys("alice") if k.label == "laptop"]
     assert key.revoked_at is not None
     assert (await service.audit_log(since=0))[0].action == "key.revoke"
+
+
+async def test_a_service_key_is_offered_shown_and_refused_for_an_admin(
+    app: AdminApp, seeded: Seeded, service: AdminService
+) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("u")
+        await settle(pilot)
+        for user in ("root", "alice"):
+            select_row(app, user)
+            await pilot.press("c")
+            await settle(pilot)
+            modal = app.screen
+            assert isinstance(modal, CreateKeyModal)
+            await pilot.press(*"webui", "tab", "tab", "space")  # label, expiry, the checkbox
+            assert modal.query_one("#acts", Checkbox).value is True
+            await pilot.click("#submit")
+            await settle(pilot)
+            if user == "root":  # an admin's key may not act for anyone: said, nothing made
+                assert any("may not be one" in n for n in notifications(app))
+                continue
+            assert isinstance(app.screen, KeyShownModal)
+            await pilot.press("escape")
+            await settle(pilot)
+        await pilot.press("k")
+        await settle(pilot)
+        (record,) = [k for k in await service.list_keys() if k.label == "webui"]
+        assert record.user_name == "alice" and record.acts_for_users
+        select_row(app, str(record.id))
+        await settle(pilot)
+        row = table_rows(app)[column(app, 0).index(str(record.id))]
+        assert row[6] == "service"
+        assert "a service key: acts for the users it names" in text_of(app, "#key-detail")
+        laptop = str(seeded.key_ids["laptop"])
+        assert table_rows(app)[column(app, 0).index(laptop)][6] == "active"
+    assert (await service.audit_log(since=0))[0].detail == f"key_id={record.id} acts_for_users"

@@ -186,3 +186,20 @@ def test_queue_problems_are_one_line_each(tmp_path: Path) -> None:
     for where in ("queue.timeout", "queue.max_per_user", "roles.admin.share", "roles.user.share"):
         assert any(p.startswith(f"{where}: ") for p in problems), where
     assert len(problems) == 9
+
+
+def test_service_keys_keep_todays_behaviour_by_default_and_take_only_known_choices(
+    tmp_path: Path,
+) -> None:
+    defaults = load_config(None, env={}).acts_for_users
+    assert (defaults.unknown_people, defaults.foreign_headers) == ("create", "ignore")
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "acts_for_users: {unknown_people: maybe, foreign_headers: refuse, header: X-Who}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    problems = info.value.problems
+    assert any(p.startswith("acts_for_users.unknown_people:") for p in problems), problems
+    assert "acts_for_users.header: unknown key" in problems
+    assert len(problems) == 2
