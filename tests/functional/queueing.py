@@ -40,12 +40,18 @@ class Streamed:
 
 
 async def stream(
-    session: aiohttp.ClientSession, gw: Gateway, key: str, body: dict[str, Any]
+    session: aiohttp.ClientSession,
+    gw: Gateway,
+    key: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> Streamed:
     sent = time.monotonic()
     first = None
     chunks = []
-    async with session.post(gw.url(CHAT), headers=bearer(key), json=body) as r:
+    async with session.post(
+        gw.url(CHAT), headers={**bearer(key), **(headers or {})}, json=body
+    ) as r:
         async for chunk in r.content.iter_any():
             if first is None and r.status == 200 and b'"content"' in chunk:
                 first = time.monotonic() - sent

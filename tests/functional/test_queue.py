@@ -15,6 +15,7 @@ from fakes.engine import FakeEngine
 from .helpers import CHAT, running_gateway
 from .queueing import equals, metric, queue_upstream, stream, tagged_chat, tags, until, waiting
 from .test_access_log import gateway_logs
+from .test_acting_for import front, person
 from .wire import assert_error_shape
 
 HEAVY = 6  # the heavy user's concurrent streams
@@ -57,6 +58,27 @@ async def test_a_light_user_goes_next_behind_a_heavy_users_backlog(
     one_heavy = min(r.took for r in done)
     assert light.ttft is not None and light.ttft < 2 * one_heavy, (light.ttft, one_heavy)
     assert max(r.took for r in done) > 4 * one_heavy  # the backlog itself was served in turn
+
+
+async def test_people_behind_a_service_key_queue_as_themselves(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+) -> None:
+    """Open WebUI in front with one service key: ann's backlog does not hold bob back."""
+    upstreams = [queue_upstream(engine.base_url, capacity=1)]
+    async with front(tmp_path, engine, upstreams=upstreams) as f:
+        ann, bob = person("ann@example.com"), person("Bob@Example.com")
+        heavy = [
+            asyncio.create_task(
+                stream(session, f.gw, f.key, tagged_chat(f"ann{i}", tokens=TOKENS), ann)
+            )
+            for i in range(4)
+        ]
+        await until(lambda: engine.open_requests == 1)
+        await until(lambda: waiting(session, f.gw))
+        light = await stream(session, f.gw, f.key, tagged_chat("bob", tokens=2), bob)
+        done = await asyncio.gather(*heavy)
+    assert [r.status for r in [*done, light]] == [200] * 5
+    assert tags(engine).index("bob") == 1, tags(engine)
 
 
 async def test_a_roles_share_weighs_its_users_service(
