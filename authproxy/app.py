@@ -42,7 +42,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[K.STORE] = store
         index = KeyIndex(store=store, hasher=services.secret.hasher)
         catalog = ModelCatalog(
-            upstreams=[UpstreamState.from_config(u) for u in config.upstreams],
+            upstreams=[UpstreamState.from_config(u, config.queue) for u in config.upstreams],
             store=store,
             aliases=config.model_aliases,
         )

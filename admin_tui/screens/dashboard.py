@@ -1,5 +1,6 @@
 """Live traffic: requests and tokens per minute, who and what, auth failures, upstream health,
-and from the running gateway's /metrics its open streams and quota rejections.
+and from the running gateway's /metrics its open streams, quota rejections and who is waiting
+in its fair queues.
 
 Refreshed every ``Context.refresh_interval`` seconds by a timer that starts workers, so a slow
 database or a dead engine never blocks the keyboard. Times come from the injected clock.
@@ -23,7 +24,16 @@ from authproxy.admin.gateway_status import GatewayStatus
 from authproxy.admin.reports import Dashboard, Tally
 from authproxy.upstreams.status import UpstreamHealth
 
-__all__ = ["DashboardScreen", "gateway_text", "health_text", "plural", "stats_text"]
+__all__ = [
+    "DashboardScreen",
+    "gateway_text",
+    "health_text",
+    "plural",
+    "queue_text",
+    "stats_text",
+]
+
+SHOWN_WAITING = 4  # users named on the queue line; the rest are counted
 
 
 def _rows(tallies: list[Tally]) -> list[tuple[str, list[Cell]]]:
@@ -80,6 +90,31 @@ def gateway_text(status: GatewayStatus | None) -> Text:
     return text.append(f" ({reasons})" if reasons else "")
 
 
+def queue_text(status: GatewayStatus | None) -> Text:
+    """Who waits for a slot, most waiting first, from the gateway's fair queues."""
+    text = Text("Queue      ", style="bold")
+    if status is None:
+        return text.append("checking…", style="dim")
+    queue = status.queue
+    if not status.reachable:
+        return text.append("unknown without the gateway", style="dim")
+    if not queue.queues:
+        return text.append("off (no upstream has max_inflight)", style="dim")
+    busy = queue.in_flight >= queue.capacity
+    text.append(f"{queue.in_flight}/{queue.capacity} slots busy", style="yellow" if busy else "")
+    text.append(" · ")
+    if queue.waiting:
+        ranked = sorted(queue.waiting_by_user.items(), key=lambda kv: (-kv[1], kv[0]))
+        names = ", ".join(f"{user} {n}" for user, n in ranked[:SHOWN_WAITING])
+        more = len(ranked) - SHOWN_WAITING
+        text.append(f"waiting: {names}" + (f", +{more} more" if more > 0 else ""), style="bold")
+    else:
+        text.append("nobody waiting", style="green")
+    if queue.refused:
+        text.append(f" · {queue.refused} refused", style="yellow")
+    return text
+
+
 class DashboardScreen(AdminScreen):
     MODE = "dashboard"
 
@@ -99,6 +134,7 @@ class DashboardScreen(AdminScreen):
                 yield Label("By model, last hour", classes="caption")
                 yield RecordTable([("Model", 14), ("Requests", 8), ("Tokens", 8)], id="by-model")
         yield Static(gateway_text(None), id="gateway")
+        yield Static(queue_text(None), id="queue")
         yield Static(health_text(None), id="upstreams")
 
     def on_mount(self) -> None:
@@ -141,3 +177,4 @@ class DashboardScreen(AdminScreen):
     async def _scrape(self) -> None:
         status = await self.service.gateway_status()
         self.query_one("#gateway", Static).update(gateway_text(status))
+        self.query_one("#queue", Static).update(queue_text(status))

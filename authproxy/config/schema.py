@@ -30,6 +30,7 @@ __all__ = [
     "HealthChecks",
     "Listen",
     "PromptEstimate",
+    "Queue",
     "Quotas",
     "Role",
     "Timeouts",
@@ -55,6 +56,9 @@ class Upstream(_Strict):
     discover: bool = False
     api_key: SecretStr | None = None
     health_path: str = "/health"
+    # At most this many requests in flight to it, the rest wait in the fair queue (queue/);
+    # `auto`: llama-server's slots (/props total_slots); null: no queue, as before.
+    max_inflight: int | Literal["auto"] | None = None
 
     @field_validator("url")
     @classmethod
@@ -65,6 +69,13 @@ class Upstream(_Strict):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("max_inflight", mode="before")
+    @classmethod
+    def _capacity(cls, value: object) -> object:
+        if value is None or value == "auto" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError("want a whole number of at least 1, `auto` (llama-server's slots) or null")
 
     @model_validator(mode="after")
     def _has_models(self) -> Upstream:
@@ -79,6 +90,15 @@ class Role(_Strict):
     max_concurrent: int | None = Field(default=None, ge=1)
     tokens_per_day: int | None = Field(default=None, ge=1)
     tokens_per_month: int | None = Field(default=None, ge=1)
+    share: float = Field(default=1.0, gt=0)  # weight in the fair queue: 2 = twice the service
+
+
+class Queue(_Strict):
+    """The fair queue in front of every upstream with a ``max_inflight`` (``queue/``)."""
+
+    timeout: float = Field(default=120.0, gt=0)  # seconds a request may wait, then 503
+    max_per_user: int = Field(default=32, ge=0)  # a user's requests waiting per upstream, then 429
+    output_weight: float = Field(default=2.0, ge=0)  # service = prompt + this × output tokens
 
 
 class Timeouts(_Strict):
@@ -178,6 +198,7 @@ class Config(_Strict):
     acts_for_users: ActsForUsers = Field(default_factory=ActsForUsers)
     discover_interval: float = Field(default=30.0, gt=0)
     health: HealthChecks = Field(default_factory=HealthChecks)
+    queue: Queue = Field(default_factory=Queue)
     model_aliases: dict[str, str] = Field(default_factory=dict)
     shutdown_grace: float = Field(default=30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

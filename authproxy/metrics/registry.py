@@ -3,9 +3,9 @@
 One ``GatewayMetrics`` per application, on a registry of its own (never the module-global one),
 so that tests and several apps in one process never clash. The request path calls a handful of
 methods that do no I/O: label children are bound once and kept in dicts, so recording a request
-costs a few dict lookups, counter increments and two histogram observations. Upstream health and
-outstanding requests are read from the catalog's ``UpstreamState`` objects at scrape time instead of
-being pushed on every change.
+costs a few dict lookups, counter increments and two histogram observations. Upstream health,
+outstanding requests and the fair queues (``queues.py``) are read from the catalog's
+``UpstreamState`` objects at scrape time instead of being pushed on every change.
 
 Cardinality is bounded by design. Labels carry user names, model names, upstream names, HTTP
 status codes and a few fixed reasons — never keys, paths or request ids. Models reach
@@ -35,6 +35,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from authproxy.metrics.queues import QUEUE_PREFIX, QueueCollector, QueuedUpstream
 from authproxy.store.records import UsageRow
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "OTHER",
     "PREFIX",
     "QUOTA_REASONS",
+    "WAIT_BUCKETS",
     "GatewayMetrics",
     "LabelCap",
     "UpstreamSource",
@@ -55,6 +57,8 @@ MAX_LABEL_VALUES = 1000
 OTHER = "other"
 # From a cached answer (50 ms) to a long generation on a slow GPU (5 min).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+# From a free slot (0) to the queue's default timeout (120 s) and beyond.
+WAIT_BUCKETS = (0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 QUOTA_REASONS = frozenset({"rpm", "concurrency", "tokens_day", "tokens_month"})
 MAX_AUTH_REASONS = 32  # error codes are constants in the source; this only guards a mistake
 
@@ -82,11 +86,9 @@ class LabelCap:
         return len(self._seen)
 
 
-class UpstreamView(Protocol):
-    """What the upstream collector reads of an ``upstreams.catalog.UpstreamState`` (read-only)."""
+class UpstreamView(QueuedUpstream, Protocol):
+    """What the upstream collectors read of an ``upstreams.catalog.UpstreamState`` (read-only)."""
 
-    @property
-    def name(self) -> str: ...
     @property
     def routable(self) -> bool: ...
     @property
@@ -188,6 +190,16 @@ class GatewayMetrics:
         self._auth = counter("auth_failures", "Failed authentications, by error code.", ["reason"])
         self._upstreams = _UpstreamCollector()
         registry.register(self._upstreams)
+        self._queues = QueueCollector(user_label=self._users)
+        registry.register(self._queues)
+        self._queue_wait = Histogram(
+            f"{QUEUE_PREFIX}_wait_seconds",
+            "Time a request waited for a slot of the upstream (0: one was free).",
+            ["upstream"],
+            registry=registry,
+            buckets=WAIT_BUCKETS,
+        )
+        self._queue_wait_children: dict[str, Histogram] = {}
         self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
         self._quota_children: dict[tuple[str, str], Counter] = {}
         self._auth_children: dict[str, Counter] = {}
@@ -195,8 +207,9 @@ class GatewayMetrics:
     # -- wiring ----------------------------------------------------------------------------
 
     def watch_upstreams(self, source: UpstreamSource) -> None:
-        """Read upstream health and load from ``source()`` at every scrape."""
+        """Read upstream health, load and queues from ``source()`` at every scrape."""
         self._upstreams.source = source
+        self._queues.source = source
 
     # -- the request path (no I/O) ---------------------------------------------------------
 
@@ -229,6 +242,13 @@ class GatewayMetrics:
             duration=self._duration.labels(model),
             ttft=self._ttft.labels(model),
         )
+
+    def queue_waited(self, upstream: str, seconds: float) -> None:
+        """A request got a slot of ``upstream``'s queue after waiting ``seconds``."""
+        child = self._queue_wait_children.get(upstream)
+        if child is None:
+            child = self._queue_wait_children[upstream] = self._queue_wait.labels(upstream)
+        child.observe(seconds)
 
     def stream_opened(self) -> None:
         self._open_streams.inc()

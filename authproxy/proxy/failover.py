@@ -1,9 +1,11 @@
-"""Forwarding with failover: choose an upstream for the model, and when it fails before the
-client received anything, try the next healthy one (each at most once).
+"""Forwarding with failover: choose an upstream for the model, take one of its slots (the
+queue step, ``slots.py``: at once unless it has a capacity and it is busy), forward, and when
+it fails before the client received anything, try the next healthy one (each at most once).
 
 What may fail over is decided where the failure is seen (``UpstreamError.failover``): refused
 or reset connections, no answer within ``first_byte``, a buffered answer cut short, and an
-engine answering 502/503/504. Once response headers went to the client (a stream started) a
+engine answering 502/503/504, and the upstream going down while the request waited for one of
+its slots (``QueueDrained``). Once response headers went to the client (a stream started) a
 failure is reported in the stream instead; a request is never sent to two engines whose
 answers could both reach the client.
 """
@@ -19,6 +21,7 @@ from authproxy.errors import NotFound, UpstreamError
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.forward import EngineUnavailable, Outcome
 from authproxy.proxy.request_body import PreparedRequest, for_engine
+from authproxy.proxy.slots import upstream_slot
 from authproxy.upstreams.catalog import UpstreamState
 
 __all__ = ["forward_with_failover"]
@@ -58,15 +61,18 @@ async def forward_with_failover(
         tried.add(upstream)
         request[K.UPSTREAM_NAME] = upstream.name
         try:
-            return await forwarder.forward(
-                request,
-                endpoint=endpoint,
-                prepared=upstream_request,
-                upstream=upstream,
-                request_id=request[K.REQUEST_ID],
-                outcome=outcome,
-                started=started,
-            )
+            async with upstream_slot(
+                request, upstream, prompt_estimate=prepared.prompt_estimate, outcome=outcome
+            ):
+                return await forwarder.forward(
+                    request,
+                    endpoint=endpoint,
+                    prepared=upstream_request,
+                    upstream=upstream,
+                    request_id=request[K.REQUEST_ID],
+                    outcome=outcome,
+                    started=started,
+                )
         except UpstreamError as exc:
             if not exc.failover:
                 raise

@@ -1,14 +1,17 @@
 """Which engine serves which model: the configured upstreams, their discovered models, the
 config's model aliases, the admin's enable / disable switches from the store, and the choice
-of one upstream for a request (least outstanding requests among the healthy ones)."""
+of one upstream for a request (least outstanding requests among the healthy ones, counting
+those waiting in its fair queue)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-from authproxy.config.schema import Upstream
+from authproxy.config.schema import Queue, Upstream
+from authproxy.queue.fair_queue import FairQueue
 from authproxy.store.contracts import ModelStore
 from authproxy.upstreams.health import HealthState
 
@@ -20,7 +23,8 @@ log = logging.getLogger(__name__)
 @dataclass(eq=False, kw_only=True)
 class UpstreamState:
     """The gateway's live view of one configured upstream (``config.schema.Upstream``): its
-    discovered models, health, and requests in flight."""
+    discovered models, health, requests in flight, and its fair queue when it has a capacity
+    (``max_inflight``; for ``auto`` from the first time llama-server's slots are read)."""
 
     name: str
     url: str
@@ -32,17 +36,26 @@ class UpstreamState:
     discovery_failed: bool = False  # the last /v1/models read failed: keep the last list
     outstanding: int = 0
     health: HealthState = field(default_factory=HealthState)
+    max_inflight: int | Literal["auto"] | None = None
+    queue_settings: Queue = field(default_factory=Queue)
+    queue: FairQueue | None = None
+    capacity_problem: str | None = None  # why `auto` could not read the slots, last time
 
     @classmethod
-    def from_config(cls, cfg: Upstream) -> UpstreamState:
-        return cls(
+    def from_config(cls, cfg: Upstream, queue: Queue | None = None) -> UpstreamState:
+        state = cls(
             name=cfg.name,
             url=cfg.url,
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
             health_path=cfg.health_path,
             static_models=frozenset(cfg.models),
             discover=cfg.discover,
+            max_inflight=cfg.max_inflight,
+            queue_settings=queue or Queue(),
         )
+        if isinstance(cfg.max_inflight, int):
+            state.set_capacity(cfg.max_inflight)
+        return state
 
     @property
     def models(self) -> frozenset[str]:
@@ -52,6 +65,25 @@ class UpstreamState:
     def routable(self) -> bool:
         return self.health.routable
 
+    @property
+    def load(self) -> int:
+        """Requests in flight plus those waiting for a slot: what the choice compares."""
+        return self.outstanding + (self.queue.waiting if self.queue else 0)
+
+    def set_capacity(self, capacity: int) -> None:
+        """At most ``capacity`` requests in flight from now on; the first call opens the queue."""
+        if self.queue is None:
+            q = self.queue_settings
+            self.queue = FairQueue(
+                capacity=capacity,
+                timeout=q.timeout,
+                max_per_user=q.max_per_user,
+                output_weight=q.output_weight,
+            )
+        elif self.queue.capacity != capacity:
+            log.info("upstream %s: capacity %d -> %d", self.name, self.queue.capacity, capacity)
+            self.queue.capacity = capacity
+
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
@@ -59,6 +91,7 @@ class UpstreamState:
         """Take it out of rotation now (a real request could not reach it)."""
         if self.health.eject(reason):
             log.warning("upstream %s is out of rotation: %s", self.name, reason)
+        self._drain()
 
     def probed(self, problem: str | None, *, healthy_after: int, unhealthy_after: int) -> None:
         """Record an active check: ``problem`` is None when it passed."""
@@ -67,6 +100,17 @@ class UpstreamState:
                 log.info("upstream %s is healthy", self.name)
         elif self.health.probe_failed(problem, unhealthy_after=unhealthy_after):
             log.warning("upstream %s is out of rotation: %s", self.name, problem)
+        if not self.routable:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Out of rotation: who waits for it moves to another upstream or fails fast (the
+        failover loop sees ``QueueDrained``); the requests in flight keep their slots."""
+        if self.queue is None:
+            return
+        moved = self.queue.drain("the engine serving this model went down while the request waited")
+        if moved:
+            log.warning("upstream %s: %d waiting request(s) sent elsewhere", self.name, moved)
 
 
 class ModelCatalog:
@@ -136,7 +180,8 @@ class ModelCatalog:
         return self._routes.get(self.resolve(name), ())
 
     def pick(self, name: str, *, exclude: Collection[UpstreamState] = ()) -> UpstreamState | None:
-        """The healthy upstream with the fewest requests in flight, ties taken in turn.
+        """The healthy upstream with the fewest requests in flight or waiting for a slot,
+        ties taken in turn.
 
         ``exclude`` holds the upstreams a failover already tried. When none of the model's
         upstreams is healthy, the untried ones are tried anyway (least loaded first): a stale
@@ -158,4 +203,4 @@ class ModelCatalog:
         self._turn[target] = turn + 1
         start = turn % len(pool)
         rotated = pool[start:] + pool[:start]
-        return min(rotated, key=lambda u: u.outstanding)
+        return min(rotated, key=lambda u: u.load)

@@ -1,7 +1,8 @@
 """The background work that keeps the gateway's view of its upstreams current: a health
-probe of every upstream each ``health.interval`` seconds and a model discovery of every
-``discover: true`` upstream each ``discover_interval`` seconds, both run once at start so that
-routing and ``/readyz`` are right from the first request."""
+probe of every upstream each ``health.interval`` seconds (and, for ``max_inflight: auto``, a
+read of its slots after a probe that passed) and a model discovery of every ``discover: true``
+upstream each ``discover_interval`` seconds, both run once at start so that routing,
+``/readyz`` and the queues are right from the first request."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from authproxy.config.schema import HealthChecks
+from authproxy.upstreams.capacity import refresh_capacity
 from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.discovery import discover
 from authproxy.upstreams.health import probe
@@ -57,6 +59,8 @@ class UpstreamMonitor:
             healthy_after=self._checks.healthy_after,
             unhealthy_after=self._checks.unhealthy_after,
         )
+        if problem is None and upstream.max_inflight == "auto":
+            await refresh_capacity(self._session, upstream, timeout=self._checks.timeout)
 
     async def check_all(self) -> None:
         await asyncio.gather(*(self.check(u) for u in self._catalog.upstreams))

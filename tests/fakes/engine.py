@@ -18,7 +18,8 @@ chosen per request by a body field
 `"fake": {"fault": ..., "after": N, "delay": s, "token_delay": s}` (see engine_common.FAULTS),
 or for every request without one by `engine.fake = {...}`. Health probes (`GET /health`,
 503 when `engine.healthy` is False) are counted in `engine.health_checks`, not recorded in
-`engine.requests`; `engine.models` can be changed while it runs (discovery sees it).
+`engine.requests`; `engine.models` can be changed while it runs (discovery sees it), and so
+can `engine.total_slots` (what `GET /props` announces, as llama-server does).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ async def _slots(request: web.Request) -> web.Response:
 
 
 async def _props(request: web.Request) -> web.Response:
-    return web.json_response({"default_generation_settings": {}, "total_slots": 1})
+    slots = request.app[STATE].total_slots
+    return web.json_response({"default_generation_settings": {}, "total_slots": slots})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -183,6 +185,15 @@ class FakeEngine:
     @fake.setter
     def fake(self, value: dict[str, Any]) -> None:
         self._state.fake = dict(value)
+
+    @property
+    def total_slots(self) -> int:
+        """What ``GET /props`` announces as ``total_slots`` (llama-server's ``--parallel``)."""
+        return self._state.total_slots
+
+    @total_slots.setter
+    def total_slots(self, slots: int) -> None:
+        self._state.total_slots = slots
 
     @property
     def token_delay(self) -> float:

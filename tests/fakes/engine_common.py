@@ -52,6 +52,7 @@ class EngineState:
     ids: int = 0
     healthy: bool = True  # False: /health answers 503
     health_checks: int = 0  # GET /health, counted apart from `requests`
+    total_slots: int = 1  # GET /props announces it, as llama-server does its --parallel
     fake: dict[str, Any] = field(default_factory=dict)  # faults for bodies without "fake"
 
     def next_id(self, prefix: str) -> str:

@@ -31,14 +31,16 @@ class Logs:
     access: _Records  # authproxy.access, INFO and up
     errors: _Records  # anything under authproxy at ERROR and up
 
-    async def line(self, path: str, within: float = 5.0) -> dict[str, Any]:
-        """The access log line of the request to `path`, once written."""
+    async def line(
+        self, path: str, within: float = 5.0, *, user: str | None = None
+    ) -> dict[str, Any]:
+        """The access log line of the request to `path` (by `user`, if given), once written."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
             for record in self.access.records:
                 line: dict[str, Any] = json.loads(record.getMessage())
-                if line["path"] == path:
+                if line["path"] == path and user in (None, line["user"]):
                     return line
             await asyncio.sleep(0.02)
         raise AssertionError(f"no access log line for {path}")

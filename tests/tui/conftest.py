@@ -15,8 +15,9 @@ from textual.screen import ModalScreen
 from admin_tui import AdminApp, create_app
 from authproxy.admin.service import AdminService
 from authproxy.cli.commands import admin_service
-from authproxy.config.schema import Config
+from authproxy.config.schema import Config, Listen
 
+from .busy_gateway import busy_metrics_text, serving_metrics
 from .seed import FakeClock, Seeded, freeze, predictable_keys, seed, tui_config
 
 CLOSED_URL = "http://127.0.0.1:9"  # discard port: nothing listens, a probe is refused at once
@@ -50,6 +51,16 @@ async def service(seeded: Seeded) -> AsyncIterator[AdminService]:
 @pytest.fixture
 def app(service: AdminService, clock: FakeClock) -> AdminApp:
     return create_app(service, clock=clock, refresh_interval=3600)
+
+
+@pytest.fixture
+async def busy_app(seeded: Seeded, clock: FakeClock) -> AsyncIterator[AdminApp]:
+    """The app next to a gateway whose fair queue is busy (its /metrics, see busy_gateway)."""
+    with serving_metrics(await busy_metrics_text()) as port:
+        config = seeded.config.model_copy(update={"listen": Listen(port=port)})
+        async with admin_service(config) as svc:
+            svc.actor, svc.source = "tui:test", "local"
+            yield create_app(svc, clock=clock, refresh_interval=3600)
 
 
 @contextmanager

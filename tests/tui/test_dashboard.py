@@ -30,6 +30,14 @@ async def test_numbers_of_the_last_minute_and_hour(app: AdminApp) -> None:
         assert "peak 1.8k tokens/min" in text_of(app, "#tokens-chart Label")
         assert text_of(app, "#upstreams") == "Upstreams  ○ local down (connection refused)  "
         assert text_of(app, "#gateway") == "Gateway    ○ not running at 127.0.0.1:9"
+        assert text_of(app, "#queue") == "Queue      unknown without the gateway"
+
+
+async def test_who_waits_in_the_gateways_fair_queue(busy_app: AdminApp) -> None:
+    async with busy_app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        line = text_of(busy_app, "#queue")
+    assert line == "Queue      2/2 slots busy · waiting: alice 10, bob 1 · 1 refused"
 
 
 async def test_refreshes_on_its_own(

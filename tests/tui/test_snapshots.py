@@ -46,6 +46,10 @@ def test_dashboard(snap_compare: SnapCompare, app: AdminApp, size: tuple[int, in
     assert snap_compare(app, terminal_size=size, run_before=steps())
 
 
+def test_dashboard_with_a_busy_queue(snap_compare: SnapCompare, busy_app: AdminApp) -> None:
+    assert snap_compare(busy_app, terminal_size=SMALL, run_before=steps())
+
+
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
 def test_users(snap_compare: SnapCompare, app: AdminApp, size: tuple[int, int]) -> None:
     assert snap_compare(app, terminal_size=size, run_before=steps("u", row="alice"))

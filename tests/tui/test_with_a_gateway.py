@@ -1,5 +1,6 @@
 """The TUI next to a running gateway on the same store: a key revoked in the TUI is refused
-within 1 s; the dashboard shows what the gateway's /metrics say."""
+within 1 s; the dashboard shows what the gateway's /metrics say (quota rejections, who waits
+in its fair queue)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import aiohttp
 from fakes.engine import running_engine
 from functional.helpers import CHAT, MODELS, bearer, chat_body, running_gateway
+from functional.queueing import equals, queue_upstream, stream, tagged_chat, until, waiting
 
 from admin_tui import create_app
 from authproxy.cli.commands import admin_service
@@ -85,3 +87,32 @@ async def test_dashboard_shows_the_gateways_quota_rejections(tmp_path: Path) -> 
                 await settle(pilot)
                 line = text_of(app, "#gateway")
     assert line == "Gateway    ● 0 open streams · 1 quota rejection since start (rpm 1)"
+
+
+async def test_dashboard_shows_who_waits_in_the_gateways_queue(tmp_path: Path) -> None:
+    async with running_engine(models=["tiny"]) as engine:
+        upstreams = [queue_upstream(engine.base_url, capacity=1)]
+        async with (
+            running_gateway(tmp_path, engine.base_url, upstreams=upstreams) as gateway,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+        ):
+            keys = gateway.accounts
+            holder = asyncio.create_task(
+                stream(session, gateway, keys.user_key, tagged_chat("hold", tokens=60))
+            )
+            await until(lambda: engine.open_requests == 1)
+            waiters = [
+                asyncio.create_task(stream(session, gateway, key, tagged_chat("wait")))
+                for key in (keys.restricted_key, keys.restricted_key, keys.admin_key)
+            ]
+            await until(lambda: equals(waiting(session, gateway), 3))
+            listen = Listen(host="127.0.0.1", port=gateway.port)
+            config = gateway.config.model_copy(update={"listen": listen})
+            async with admin_service(config) as service:
+                app = create_app(service)
+                async with app.run_test(size=(80, 24)) as pilot:
+                    await settle(pilot)
+                    line = text_of(app, "#queue")
+            holder.cancel()  # the client leaves: its slot passes on and the rest are served
+            assert [(await w).status for w in waiters] == [200, 200, 200]
+    assert line == "Queue      1/1 slots busy · waiting: rita 2, root 1"

@@ -149,6 +149,45 @@ def test_alias_target_may_be_discovered(tmp_path: Path) -> None:
     assert load_config(file, env={}).model_aliases == {"coder": "qwen2.5-coder-7b"}
 
 
+def test_queue_settings_default_to_no_queue(tmp_path: Path) -> None:
+    config = load_config(None, env={})
+    assert config.upstreams[0].max_inflight is None  # no capacity: nothing waits, as before
+    assert (config.queue.timeout, config.queue.max_per_user) == (120, 32)
+    assert config.roles["user"].share == 1.0
+
+
+@pytest.mark.parametrize("value", ["2", "auto"])
+def test_max_inflight_is_a_number_or_auto(tmp_path: Path, value: str) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        f"upstreams: [{{name: a, url: 'http://h:1', models: [m], max_inflight: {value}}}]\n"
+    )
+    assert load_config(file, env={}).upstreams[0].max_inflight == (2 if value == "2" else "auto")
+
+
+def test_queue_problems_are_one_line_each(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "upstreams:\n"
+        "  - {name: a, url: 'http://h:1', models: [m], max_inflight: 0}\n"
+        "  - {name: b, url: 'http://h:2', models: [m], max_inflight: '2'}\n"
+        "  - {name: c, url: 'http://h:3', models: [m], max_inflight: true}\n"
+        "  - {name: d, url: 'http://h:4', models: [m], max_inflight: Auto}\n"
+        "queue: {timeout: 0, max_per_user: -1, depth: 3}\n"
+        "roles: {admin: {share: 0}, user: {share: -1}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    problems = info.value.problems
+    want = "want a whole number of at least 1, `auto` (llama-server's slots) or null"
+    for i in range(4):
+        assert f"upstreams[{i}].max_inflight: {want}" in problems
+    assert "queue.depth: unknown key" in problems
+    for where in ("queue.timeout", "queue.max_per_user", "roles.admin.share", "roles.user.share"):
+        assert any(p.startswith(f"{where}: ") for p in problems), where
+    assert len(problems) == 9
+
+
 def test_service_keys_keep_todays_behaviour_by_default_and_take_only_known_choices(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from support.factories import usage_row
 
 from authproxy.metrics.endpoint import is_direct_local, names_loopback
 from authproxy.metrics.registry import OTHER, GatewayMetrics, LabelCap
+from authproxy.queue.fair_queue import FairQueue
 
 ROW = usage_row(
     user_id=1,
@@ -104,6 +105,7 @@ class FakeUpstream:
     name: str
     routable: bool
     outstanding: int
+    queue: FairQueue | None = None
 
 
 def test_upstream_state_is_read_at_scrape_time() -> None:

@@ -3,9 +3,12 @@ aliases and the admin's switches."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from typing import cast
+
+from support.virtual_time import run_virtual, tick
 
 from authproxy.config.schema import Quotas
 from authproxy.proxy.endpoints import FORWARDED
@@ -161,3 +164,25 @@ def test_alias_is_rewritten_for_the_engine_and_nothing_else_changes() -> None:
         "max_completion_tokens": 9,
     }
     assert sent.model == "coder"
+
+
+def test_requests_waiting_for_a_slot_count_as_load() -> None:
+    """A has 1 in flight and 2 waiting in its queue, B 2 in flight: B is the less loaded."""
+    a, b = upstream("a", "m"), upstream("b", "m")
+    a.set_capacity(1)
+    cat = catalog(a, b)
+
+    async def scenario() -> list[UpstreamState | None]:
+        assert a.queue is not None
+        held = await a.queue.acquire(user="u")
+        waiters = [asyncio.create_task(a.queue.acquire(user="u")) for _ in range(2)]
+        await tick()
+        a.outstanding, b.outstanding = 1, 2
+        picks = [cat.pick("m") for _ in range(4)]
+        for w in waiters:
+            w.cancel()
+        held.release()
+        return picks
+
+    assert run_virtual(scenario()) == [b] * 4
+    assert (a.load, b.load) == (1, 2)  # the cancelled waiters left
