@@ -1,4 +1,5 @@
-"""The forwarded endpoints: authorize the model, forward (with failover), account."""
+"""The catalogue's endpoints: who may call, read the request as the row says, authorize the
+model, the quota, forward (with failover), account."""
 
 from __future__ import annotations
 
@@ -12,14 +13,31 @@ from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.errors import NotFound, PermissionDenied
 from authproxy.limits.quota import QuotaRefused
+from authproxy.proxy import responses_api
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.failover import forward_with_failover
 from authproxy.proxy.forward import Outcome
-from authproxy.proxy.request_body import PreparedRequest, prepare
-from authproxy.proxy.request_encoding import decoded
+from authproxy.proxy.models_list import list_models, list_tags
+from authproxy.proxy.request_body import PreparedRequest
+from authproxy.proxy.sources import prepare_request
 from authproxy.store.records import UsageRow
 
-__all__ = ["authorize_model", "make_handler", "usage_row"]
+__all__ = ["authorize_model", "make_handler", "require_access", "usage_row"]
+
+# The rows the gateway answers itself.
+_LOCAL: dict[str, Handler] = {
+    "models": list_models,
+    "tags": list_tags,
+    "websocket": responses_api.refuse_websocket,
+}
+
+
+def require_access(app: web.Application, principal: Principal, endpoint: Endpoint) -> None:
+    """The row's ``access``: before anything of the request is read."""
+    if endpoint.access == "nobody":
+        raise PermissionDenied(f"{endpoint.path} is closed on this gateway", code="endpoint_closed")
+    if endpoint.access == "admin" and not app[K.POLICY].is_admin(principal.role):
+        raise PermissionDenied(f"{endpoint.path} is for admins only", code="admin_only")
 
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
@@ -45,7 +63,7 @@ def usage_row(
     outcome: Outcome,
     started: float,
 ) -> UsageRow:
-    tokens = outcome.tokens
+    tokens = outcome.tokens if endpoint.charged else None  # counting, lists: never charged
     prompt = tokens.prompt if tokens else None
     completion = tokens.completion if tokens else None
     source = "engine" if (tokens and tokens.known) else "none"
@@ -68,7 +86,7 @@ def usage_row(
         request_id=request_id,
         user_id=principal.user_id,
         key_id=principal.key_id,
-        model=prepared.model,
+        model=prepared.model or None,
         upstream=upstream,
         endpoint=endpoint.path,
         status=outcome.status or 499,
@@ -82,15 +100,20 @@ def usage_row(
 
 
 def make_handler(endpoint: Endpoint) -> Handler:
+    local = _LOCAL.get(endpoint.answer)
+    if local is not None:
+        return local
+
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         principal = request[K.PRINCIPAL]
-        config = app[K.CONFIG]
-        encoding = request.headers.get("Content-Encoding", "")
-        raw = decoded(await request.read(), encoding, limit=config.max_request_bytes)
-        prepared = prepare(endpoint, raw, settings=config.quotas)
-        request[K.MODEL] = prepared.model
-        authorize_model(app, principal, prepared.model)
+        require_access(app, principal, endpoint)
+        prepared = await prepare_request(request, endpoint)
+        if prepared.model:
+            request[K.MODEL] = prepared.model
+            authorize_model(app, principal, prepared.model)
+        if endpoint.records_owner and prepared.stored:
+            responses_api.record_owner(request, principal, prepared.model)
         try:
             admission = app[K.QUOTAS].admit(principal, prepared)
         except QuotaRefused as exc:
@@ -100,9 +123,12 @@ def make_handler(endpoint: Endpoint) -> Handler:
         outcome = request[K.OUTCOME]
         started = time.perf_counter()
         try:
-            return await forward_with_failover(
+            response = await forward_with_failover(
                 request, endpoint=endpoint, prepared=prepared, outcome=outcome, started=started
             )
+            if endpoint.model == "owner" and request.method == "DELETE" and response.status < 300:
+                await responses_api.forget(request, request.match_info["response_id"])
+            return response
         except BaseException as exc:
             if not outcome.status:
                 outcome.status = getattr(exc, "status", 499)

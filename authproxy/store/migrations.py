@@ -129,4 +129,14 @@ MIGRATIONS: list[list[str]] = [
             created_at REAL NOT NULL
         )""",
     ],
+    # 3: who created which stored response (the Responses API): its id is its creator's alone
+    [
+        """CREATE TABLE responses (
+            response_id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+    ],
 ]
