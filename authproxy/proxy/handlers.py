@@ -53,17 +53,13 @@ def authorize_model(app: web.Application, principal: Principal, model: str) -> N
         raise PermissionDenied(f"you may not use the model {model!r}", code="model_not_allowed")
 
 
-def usage_row(
-    *,
-    request_id: str,
-    principal: Principal,
-    endpoint: Endpoint,
-    prepared: PreparedRequest,
-    upstream: str,
-    outcome: Outcome,
-    started: float,
-) -> UsageRow:
-    tokens = outcome.tokens if endpoint.charged else None  # counting, lists: never charged
+def _charged(
+    endpoint: Endpoint, prepared: PreparedRequest, outcome: Outcome
+) -> tuple[int, int, str]:
+    """(prompt, completion, source) of the usage row."""
+    if not endpoint.charged:  # counting, tokenizing, stored responses, admin paths
+        return 0, 0, "none"
+    tokens = outcome.tokens
     prompt = tokens.prompt if tokens else None
     completion = tokens.completion if tokens else None
     source = "engine" if (tokens and tokens.known) else "none"
@@ -81,6 +77,20 @@ def usage_row(
         prompt = max(prompt or 0, prepared.prompt_estimate)
         completion = max(completion or 0, prepared.reserved_output)
         source = "estimated"
+    return prompt or 0, completion or 0, source
+
+
+def usage_row(
+    *,
+    request_id: str,
+    principal: Principal,
+    endpoint: Endpoint,
+    prepared: PreparedRequest,
+    upstream: str,
+    outcome: Outcome,
+    started: float,
+) -> UsageRow:
+    prompt, completion, source = _charged(endpoint, prepared, outcome)
     return UsageRow(
         ts=now(),
         request_id=request_id,
@@ -90,8 +100,8 @@ def usage_row(
         upstream=upstream,
         endpoint=endpoint.path,
         status=outcome.status or 499,
-        prompt_tokens=prompt or 0,
-        completion_tokens=completion or 0,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
         duration_ms=(time.perf_counter() - started) * 1000,
         ttft_ms=outcome.ttft_ms,
         stream=prepared.stream,

@@ -25,9 +25,8 @@ from authproxy.errors import BadRequest, GatewayError, PayloadTooLarge, Unsuppor
 __all__ = ["FormScanner", "FormUpload", "read_form_head"]
 
 # RFC 2046 boundary characters (a space only inside, and only quoted).
-_BOUNDARY = re.compile(
-    r"^[0-9A-Za-z'()+_,./:=?-][0-9A-Za-z'()+_,./:=? -]{0,68}[0-9A-Za-z'()+_,./:=?-]$"
-)
+_BCHAR = r"[0-9A-Za-z'()+_,./:=?-]"
+_BOUNDARY = re.compile(rf"^(?:{_BCHAR}|{_BCHAR}[0-9A-Za-z'()+_,./:=? -]{{0,68}}{_BCHAR})$")
 _NAME = re.compile(r'(?:^|;)\s*name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s"]+))', re.IGNORECASE)
 _TOKEN = re.compile(r"^[0-9A-Za-z'+_.-]+$")  # needs no quotes in a header parameter
 _FILENAME = re.compile(r"(?:^|;)\s*filename\*?\s*=", re.IGNORECASE)
