@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from .coding_agents import llama_server_for_agents
 from .llama_server import LlamaServer
 from .tiny_model import write_tiny_model
 
@@ -30,4 +31,11 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def llama_server(tiny_model_path: Path) -> Iterator[LlamaServer]:
     """A llama-server on 127.0.0.1 serving the tiny model as ``tiny`` (2 slots)."""
     with LlamaServer(tiny_model_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def agents_llama(tiny_model_path: Path) -> Iterator[LlamaServer]:
+    """A llama-server on which the coding agents complete a turn (coding_agents.py)."""
+    with llama_server_for_agents(tiny_model_path) as server:
         yield server
