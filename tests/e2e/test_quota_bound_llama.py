@@ -43,10 +43,11 @@ def gateway(
 
 def _user(gateway: Gateway, tokens_per_day: int | None = None) -> tuple[str, str]:
     name = f"u{next(_names)}"
-    key = gateway.add_user(name)
+    gateway.run("users", "add", name)
     if tokens_per_day is not None:
         gateway.run("users", "quota", name, "--tokens-per-day", str(tokens_per_day))
-    return name, key
+    # The key last: once the gateway knows the key it has read the quota too (one reload).
+    return name, gateway.run("keys", "create", name).strip()
 
 
 def _rows(gateway: Gateway, user: str, want: int, within: float = 10.0) -> list[dict[str, Any]]:

@@ -19,10 +19,10 @@ from aiohttp import web
 from .engine_common import (
     DEFAULT_COMPLETION_TOKENS,
     STATE,
+    Asked,
+    begin,
     count_message_words,
     count_words,
-    parse_options,
-    pre_header_faults,
     read_body,
     token_texts,
 )
@@ -45,13 +45,10 @@ def _answer_count(body: dict[str, Any]) -> int:
 
 
 async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_body(request)
-    opts = parse_options(body, state)
-    streaming = body.get("stream", True) is not False
-    early = await pre_header_faults(request, opts, streaming)
-    if early is not None:
-        return early
+    asked = await begin(request, stream_default=True)
+    if not isinstance(asked, Asked):
+        return asked
+    state, body, opts, streaming = request.app[STATE], asked.body, asked.opts, asked.streaming
     model = str(body.get("model", "fake"))
     prompt = count_message_words(body.get("messages")) if chat else count_words(body.get("prompt"))
     texts = token_texts(_answer_count(body))

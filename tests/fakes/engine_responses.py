@@ -16,11 +16,11 @@ from aiohttp import web
 from .engine_common import (
     DEFAULT_COMPLETION_TOKENS,
     STATE,
+    Asked,
+    begin,
     count_words,
     now,
     openai_error,
-    parse_options,
-    pre_header_faults,
     read_body,
     run_stream,
     sse,
@@ -51,13 +51,10 @@ def _answer_count(body: dict[str, Any]) -> int:
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_body(request)
-    opts = parse_options(body, state)
-    streaming = body.get("stream") is True
-    early = await pre_header_faults(request, opts, streaming)
-    if early is not None:
-        return early
+    asked = await begin(request)
+    if not isinstance(asked, Asked):
+        return asked
+    state, body, opts, streaming = request.app[STATE], asked.body, asked.opts, asked.streaming
     texts = token_texts(_answer_count(body))
     usage = {
         "input_tokens": input_words(body),
@@ -119,11 +116,6 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"id": found["id"], "object": "response", "deleted": True})
 
 
-async def cancel(request: web.Request) -> web.Response:
-    found = _stored(request)
-    return found if isinstance(found, web.Response) else web.json_response(found)
-
-
 async def input_items(request: web.Request) -> web.Response:
     found = _stored(request)
     if isinstance(found, web.Response):
@@ -143,5 +135,6 @@ def add_response_routes(app: web.Application) -> None:
     app.router.add_post("/v1/responses/input_tokens", input_tokens)
     app.router.add_get("/v1/responses/{response_id}", retrieve)
     app.router.add_delete("/v1/responses/{response_id}", delete)
-    app.router.add_post("/v1/responses/{response_id}/cancel", cancel)
+    # Cancelling a finished response answers it as it is.
+    app.router.add_post("/v1/responses/{response_id}/cancel", retrieve)
     app.router.add_get("/v1/responses/{response_id}/input_items", input_items)
