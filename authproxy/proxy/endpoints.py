@@ -108,6 +108,11 @@ def _engine_admin(path: str, *methods: str, query: tuple[str, ...] = ()) -> Endp
     return Endpoint(path=path, methods=methods, access="admin", model="upstream", query=query)
 
 
+def _upload(path: str) -> Endpoint:
+    """Audio in a multipart form; usage reported as input/output tokens where the engine does."""
+    return Endpoint(path=path, model="form", usage="responses", charged=True, stream="sse")
+
+
 def _ollama_generation(path: str) -> Endpoint:
     return Endpoint(
         path=path,
@@ -154,12 +159,8 @@ CATALOGUE: tuple[Endpoint, ...] = (
     # -- rerank, audio, tokenizer -------------------------------------------------------------
     Endpoint(path="/v1/rerank", usage="openai", charged=True),
     Endpoint(path="/rerank", usage="openai", charged=True),
-    Endpoint(
-        path="/v1/audio/transcriptions", model="form", usage="responses", charged=True, stream="sse"
-    ),
-    Endpoint(
-        path="/v1/audio/translations", model="form", usage="responses", charged=True, stream="sse"
-    ),
+    _upload("/v1/audio/transcriptions"),
+    _upload("/v1/audio/translations"),
     Endpoint(path="/v1/audio/speech", charged=True, stream="sse"),
     Endpoint(path="/tokenize"),
     Endpoint(path="/detokenize"),

@@ -55,25 +55,6 @@ def _named_upstream(request: web.Request) -> str:
     return name
 
 
-def _form_request(endpoint: Endpoint, request: web.Request, model: str) -> PreparedRequest:
-    quotas = request.app[K.CONFIG].quotas
-    allowance = quotas.prompt_estimate
-    return PreparedRequest(
-        model=model,
-        stream=False,
-        strip_usage=False,
-        endpoint_path=endpoint.path,
-        # An upload is media: its allowance, as for inline audio in a chat.
-        prompt_estimate=allowance.per_media + allowance.per_request,
-        outputs=0,
-        limit=0,
-        rule=None,
-        rest=b"",
-        fixed={},
-        model_field=None,
-    )
-
-
 async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedRequest:
     config = request.app[K.CONFIG]
     method = request.method
@@ -85,8 +66,13 @@ async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedR
         return prepared
     if endpoint.model == "form":
         upload = await read_form_head(request, limit=config.max_request_bytes)
-        prepared = _form_request(endpoint, request, upload.scanner.value or "")
-        return replace(prepared, upload=upload, content_type=upload.content_type)
+        allowance = config.quotas.prompt_estimate  # an upload is media: its allowance
+        return replace(
+            bodiless(endpoint, model=upload.scanner.value or "", method=method),
+            prompt_estimate=allowance.per_media + allowance.per_request,
+            upload=upload,
+            content_type=upload.content_type,
+        )
     if endpoint.model == "owner":
         owner = await owned_response(request, request.match_info.get("response_id", ""))
         target = _target(request, endpoint)
