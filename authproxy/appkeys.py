@@ -8,7 +8,7 @@ functions put them in).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -48,6 +48,7 @@ __all__ = [
     "KEY_INDEX",
     "METRICS",
     "MODEL",
+    "ON_RESPONSE_ID",
     "OUTCOME",
     "PEOPLE",
     "POLICY",
@@ -88,3 +89,5 @@ OUTCOME: web.RequestKey[Outcome] = web.RequestKey("outcome")
 MODEL: web.RequestKey[str] = web.RequestKey("model")
 UPSTREAM_NAME: web.RequestKey[str] = web.RequestKey("upstream")
 BROWSER_SESSION: web.RequestKey[BrowserSession] = web.RequestKey("browser_session")
+# Called with a stored response's id as soon as the engine's answer names it (proxy/answers.py).
+ON_RESPONSE_ID: web.RequestKey[Callable[[str], Awaitable[None]]] = web.RequestKey("on_response_id")

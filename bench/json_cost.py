@@ -43,10 +43,10 @@ import orjson
 
 from authproxy.config.schema import Quotas
 from authproxy.proxy import json_body
-from authproxy.proxy.endpoints import FORWARDED
+from authproxy.proxy.endpoints import row
 from authproxy.proxy.request_body import for_engine, prepare
 
-CHAT = FORWARDED["/v1/chat/completions"]
+CHAT = row("/v1/chat/completions")
 SETTINGS = Quotas()
 
 

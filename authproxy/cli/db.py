@@ -24,6 +24,7 @@ _WHAT = {
     "audit": "audit entries",
     "sessions": "browser sessions",
     "login_flows": "pending logins",
+    "responses": "stored responses",
 }
 
 

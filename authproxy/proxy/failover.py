@@ -22,7 +22,7 @@ from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.forward import EngineUnavailable, Outcome
 from authproxy.proxy.request_body import PreparedRequest, for_engine
 from authproxy.proxy.slots import upstream_slot
-from authproxy.upstreams.catalog import UpstreamState
+from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 
 __all__ = ["forward_with_failover"]
 
@@ -35,6 +35,21 @@ def _reset(outcome: Outcome) -> None:
     outcome.ttft_ms = None
     outcome.error = None
     outcome.engine_refused = False  # `reached` stays: the failed engine may have used the prompt
+
+
+def _first(catalog: ModelCatalog, prepared: PreparedRequest) -> UpstreamState:
+    if prepared.pinned is not None:
+        pinned = next((u for u in catalog.upstreams if u.name == prepared.pinned), None)
+        if pinned is None:
+            raise NotFound(f"upstream {prepared.pinned!r} is gone", code="upstream_not_found")
+        return pinned
+    if not prepared.model:  # nothing to route by: the least loaded upstream that is up
+        pool = [u for u in catalog.upstreams if u.routable] or catalog.upstreams
+        return min(pool, key=lambda u: u.outstanding)
+    upstream = catalog.pick(prepared.model)
+    if upstream is None:
+        raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
+    return upstream
 
 
 async def forward_with_failover(
@@ -53,10 +68,13 @@ async def forward_with_failover(
     catalog = request.app[K.CATALOG]
     forwarder = request.app[K.FORWARDER]
     upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
+    if prepared.upload is not None:
+        prepared.upload.with_model(catalog.resolve(prepared.model))
+    # One upstream only: the one holding a stored response, the one an admin path names, or
+    # any for an upload (its body is streamed once and cannot be sent again).
+    single = prepared.pinned is not None or prepared.upload is not None
     tried: set[UpstreamState] = set()
-    upstream = catalog.pick(prepared.model)
-    if upstream is None:
-        raise NotFound(f"the model {prepared.model!r} does not exist", code="model_not_found")
+    upstream = _first(catalog, prepared)
     while True:
         tried.add(upstream)
         request[K.UPSTREAM_NAME] = upstream.name
@@ -76,7 +94,7 @@ async def forward_with_failover(
         except UpstreamError as exc:
             if not exc.failover:
                 raise
-            following = catalog.pick(prepared.model, exclude=tried)
+            following = None if single else catalog.pick(prepared.model, exclude=tried)
             if following is None:
                 if isinstance(exc, EngineUnavailable) and exc.relay is not None:
                     outcome.status = exc.relay.status

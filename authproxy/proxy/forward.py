@@ -1,17 +1,15 @@
 """Forwarding one authorized request to one upstream, streaming without buffering.
 
-The client never chooses the upstream URL (it is the endpoint's canonical path on the
-configured base), redirects are never followed, client credentials never leave, and a client
-that goes away closes the upstream request at once so the engine frees its slot.
+The client never chooses the upstream URL (it is the endpoint's path on the configured base,
+with only the path segments and query parameters the catalogue row allows, strictly checked),
+redirects are never followed, client credentials never leave, and a client that goes away
+closes the upstream request at once so the engine frees its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -21,50 +19,23 @@ from yarl import URL
 from authproxy.config.schema import Timeouts
 from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachable
 from authproxy.metrics.registry import GatewayMetrics
+from authproxy.proxy.answers import (
+    FAILOVER_STATUSES,
+    MAX_ERROR_BODY,
+    AnswerRelay,
+    EngineUnavailable,
+)
 from authproxy.proxy.endpoints import Endpoint
-from authproxy.proxy.headers import client_response_headers, upstream_request_headers
+from authproxy.proxy.headers import upstream_request_headers
+from authproxy.proxy.outcome import Outcome
+from authproxy.proxy.relays import relay_for
 from authproxy.proxy.request_body import PreparedRequest
-from authproxy.proxy.sse_relay import SseRelay
-from authproxy.proxy.usage import Tokens, usage_from_body
 from authproxy.upstreams.catalog import UpstreamState
 
+# EngineUnavailable, Outcome and the figures are re-exported: the request path names them here.
 __all__ = ["FAILOVER_STATUSES", "MAX_ERROR_BODY", "EngineUnavailable", "Forwarder", "Outcome"]
 
 log = logging.getLogger(__name__)
-
-MAX_ERROR_BODY = 64 * 1024
-# The engine (or a proxy in front of it) says it cannot serve now: another upstream may.
-FAILOVER_STATUSES = frozenset({502, 503, 504})
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened, for the usage row and the access log (filled in as the request goes)."""
-
-    status: int = 0
-    tokens: Tokens | None = None
-    estimated_completion: int = 0
-    ttft_ms: float | None = None
-    error: str | None = None
-    reached: bool = False  # an engine got the request and may have begun on the prompt
-    engine_refused: bool = False  # the engine answered with an error or a redirect: ran nothing
-
-
-class EngineUnavailable(UpstreamError):
-    """The engine answered 502/503/504 (llama-server: 503 while loading its model). Another
-    upstream may be tried; if none is left, ``relay`` (the engine's own OpenAI-shaped error,
-    when it sent one) is what the client gets."""
-
-    failover = True
-
-    def __init__(self, message: str, *, relay: web.Response | None) -> None:
-        super().__init__(message, code="upstream_error")
-        self.relay = relay
-
-
-def _error_event(message: str, code: str) -> bytes:
-    body = {"error": {"message": message, "type": "upstream_error", "code": code}}
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 class Forwarder:
@@ -80,7 +51,7 @@ class Forwarder:
         self._fresh_session = fresh_session  # never reuses a connection: for the retry
         self._urls: dict[tuple[str, str], URL] = {}
         self._timeouts = timeouts
-        self._metrics = metrics
+        self._answers = AnswerRelay(timeouts=timeouts, metrics=metrics)
         # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
         # by first_byte (in _send) and silence mid-answer by idle (in the relays). aiohttp's
         # sock_read would bound every read by one figure and cut slow streams short.
@@ -100,7 +71,10 @@ class Forwarder:
         started: float,
     ) -> web.StreamResponse:
         headers = upstream_request_headers(
-            request.headers, upstream_auth=upstream.auth_headers(), request_id=request_id
+            request.headers,
+            upstream_auth=upstream.auth_headers(),
+            request_id=request_id,
+            content_type=prepared.content_type,
         )
         upstream.outstanding += 1
         resp: aiohttp.ClientResponse | None = None
@@ -113,13 +87,19 @@ class Forwarder:
                     code="upstream_redirect",
                 )
             if resp.status >= 400:
-                return await self._relay_error(resp, upstream, outcome, started)
-            if resp.content_type == "text/event-stream":
-                return await self._relay_stream(
-                    request, resp, endpoint, prepared, outcome, started, request_id
-                )
-            return await self._relay_body(resp, endpoint, outcome, started)
+                return await self._answers.error(resp, upstream, outcome, started)
+            relay = relay_for(
+                resp.content_type,
+                dialect=endpoint.usage,
+                strip_usage=prepared.strip_usage,
+                whole=endpoint.usage is not None or endpoint.records_owner,
+            )
+            if relay is None:
+                return await self._answers.body(request, resp, endpoint, outcome, started)
+            return await self._answers.stream(request, resp, relay, outcome, started)
         except (UpstreamUnreachable, UpstreamNoAnswer) as exc:
+            if prepared.upload is not None and prepared.upload.refused is not None:
+                raise prepared.upload.refused from None  # the client's form, not the engine
             # Only a refused connection surely reached no engine; else it may be on the prompt.
             outcome.reached |= not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
             # Passive ejection: the next request goes elsewhere instead of finding out again.
@@ -134,8 +114,13 @@ class Forwarder:
             if resp is not None:
                 resp.close()  # never back into the pool half-read: the engine sees the close
 
-    def _url(self, upstream: UpstreamState, endpoint: Endpoint) -> URL:
-        """Parsed once per upstream and endpoint: aiohttp takes a URL object as it is."""
+    def _url(self, upstream: UpstreamState, endpoint: Endpoint, target: str) -> URL:
+        """The engine's URL. A row's own path is parsed once per upstream (aiohttp takes a URL
+        object as it is); a ``target`` (a stored response's path, an allowed query) is made of
+        segments and values the catalogue checked character by character, so it needs no
+        escaping."""
+        if target:
+            return URL(upstream.url + target, encoded=True)
         key = (upstream.url, endpoint.path)
         url = self._urls.get(key)
         if url is None:
@@ -149,13 +134,20 @@ class Forwarder:
         prepared: PreparedRequest,
         headers: CIMultiDict[str],
     ) -> aiohttp.ClientResponse:
-        for attempt in (1, 2):
+        upload = prepared.upload
+        if upload is not None and upload.length is not None:
+            headers["Content-Length"] = str(upload.length)
+        data = upload if upload is not None else (prepared.body or None)
+        # A streamed upload is sent once, on a connection surely new: it cannot be sent again.
+        attempts = (2,) if upload is not None else (1, 2)
+        for attempt in attempts:
             session = self._session if attempt == 1 else self._fresh_session
             try:
                 async with asyncio.timeout(self._timeouts.first_byte):
-                    return await session.post(
-                        self._url(upstream, endpoint),
-                        data=prepared.body,
+                    return await session.request(
+                        prepared.method,
+                        self._url(upstream, endpoint, prepared.target),
+                        data=data,
                         headers=headers,
                         allow_redirects=False,
                         timeout=self._client_timeout,
@@ -176,120 +168,3 @@ class Forwarder:
             except aiohttp.ClientError as exc:
                 raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeouts.idle):
-                if limit is None:
-                    return await resp.read()
-                return await resp.content.read(limit)
-        except TimeoutError:
-            raise UpstreamNoAnswer("upstream stalled while sending its answer") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable("upstream closed the connection mid-answer") from exc
-
-    async def _relay_body(
-        self,
-        resp: aiohttp.ClientResponse,
-        endpoint: Endpoint,
-        outcome: Outcome,
-        started: float,
-    ) -> web.Response:
-        body = await self._read_body(resp, None)
-        outcome.tokens = usage_from_body(body, endpoint.dialect)
-        outcome.status = resp.status
-        outcome.ttft_ms = (time.perf_counter() - started) * 1000
-        return web.Response(
-            status=resp.status, body=body, headers=client_response_headers(resp.headers)
-        )
-
-    async def _relay_error(
-        self,
-        resp: aiohttp.ClientResponse,
-        upstream: UpstreamState,
-        outcome: Outcome,
-        started: float,
-    ) -> web.Response:
-        body = await self._read_body(resp, MAX_ERROR_BODY)
-        outcome.ttft_ms = (time.perf_counter() - started) * 1000
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        relay = None
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
-            # The engine's own OpenAI-shaped error (a bad parameter, a context overflow): relay.
-            relay = web.Response(
-                status=resp.status, body=body, headers=client_response_headers(resp.headers)
-            )
-        if resp.status in FAILOVER_STATUSES:
-            raise EngineUnavailable(
-                f"upstream {upstream.name} failed with HTTP {resp.status}", relay=relay
-            )
-        if relay is not None:
-            outcome.status = resp.status
-            outcome.error = "upstream_error_relayed"
-            return relay
-        raise UpstreamError(
-            f"upstream {upstream.name} failed with HTTP {resp.status}", code="upstream_error"
-        )
-
-    async def _relay_stream(
-        self,
-        request: web.Request,
-        resp: aiohttp.ClientResponse,
-        endpoint: Endpoint,
-        prepared: PreparedRequest,
-        outcome: Outcome,
-        started: float,
-        request_id: str,
-    ) -> web.StreamResponse:
-        relay = SseRelay(dialect=endpoint.dialect, strip_usage=prepared.strip_usage)
-        out = web.StreamResponse(status=resp.status, headers=client_response_headers(resp.headers))
-        out.headers["X-Request-Id"] = request_id  # the headers leave before the middleware sees it
-        out.headers["Cache-Control"] = "no-cache"
-        out.headers["X-Accel-Buffering"] = "no"
-        outcome.status = resp.status
-        outcome.tokens = relay.tokens
-        await out.prepare(request)
-        self._metrics.stream_opened()  # closed in the finally below, however the relay ends
-        loop = asyncio.get_running_loop()
-        idle = self._timeouts.idle
-        try:
-            # Until the first event the engine may still be reading the prompt: first_byte applies.
-            async with asyncio.timeout_at(loop.time() + self._timeouts.first_byte) as deadline:
-                async for chunk in resp.content.iter_any():
-                    deadline.reschedule(loop.time() + idle)
-                    data = relay.feed(chunk)
-                    if data:
-                        if outcome.ttft_ms is None:
-                            outcome.ttft_ms = (time.perf_counter() - started) * 1000
-                        await out.write(data)
-            tail = relay.finish()
-            if tail:
-                await out.write(tail)
-            if not relay.done:
-                outcome.error = "upstream_cut_off"
-                await out.write(
-                    _error_event("the engine ended the stream early", "upstream_cut_off")
-                )
-        except TimeoutError:
-            outcome.error = "upstream_stalled"
-            await out.write(
-                _error_event(f"the engine sent nothing for {idle:g}s", "upstream_timeout")
-            )
-        except aiohttp.ClientError:
-            outcome.error = "upstream_cut_off"
-            await out.write(_error_event("the engine closed the stream early", "upstream_cut_off"))
-        except (ConnectionResetError, asyncio.CancelledError):
-            outcome.error = "client_disconnected"
-            outcome.estimated_completion = relay.content_events
-            raise
-        finally:
-            outcome.estimated_completion = relay.content_events
-            self._metrics.stream_closed()
-        try:
-            await out.write_eof()
-        except ConnectionResetError:
-            outcome.error = "client_disconnected"
-        return out

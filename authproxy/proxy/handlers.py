@@ -1,4 +1,5 @@
-"""The forwarded endpoints: authorize the model, forward (with failover), account."""
+"""The catalogue's endpoints: who may call, read the request as the row says, authorize the
+model, the quota, forward (with failover), account."""
 
 from __future__ import annotations
 
@@ -12,15 +13,31 @@ from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.errors import NotFound, PermissionDenied
 from authproxy.limits.quota import QuotaRefused
-from authproxy.proxy.client_body import read_body
+from authproxy.proxy import responses_api
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.failover import forward_with_failover
 from authproxy.proxy.forward import Outcome
-from authproxy.proxy.request_body import PreparedRequest, prepare
-from authproxy.proxy.request_encoding import decoded
+from authproxy.proxy.models_list import list_models, list_tags
+from authproxy.proxy.request_body import PreparedRequest
+from authproxy.proxy.sources import prepare_request
 from authproxy.store.records import UsageRow
 
-__all__ = ["authorize_model", "make_handler", "usage_row"]
+__all__ = ["authorize_model", "make_handler", "require_access", "usage_row"]
+
+# The rows the gateway answers itself.
+_LOCAL: dict[str, Handler] = {
+    "models": list_models,
+    "tags": list_tags,
+    "websocket": responses_api.refuse_websocket,
+}
+
+
+def require_access(app: web.Application, principal: Principal, endpoint: Endpoint) -> None:
+    """The row's ``access``: before anything of the request is read."""
+    if endpoint.access == "nobody":
+        raise PermissionDenied(f"{endpoint.path} is closed on this gateway", code="endpoint_closed")
+    if endpoint.access == "admin" and not app[K.POLICY].is_admin(principal.role):
+        raise PermissionDenied(f"{endpoint.path} is for admins only", code="admin_only")
 
 
 def authorize_model(app: web.Application, principal: Principal, model: str) -> None:
@@ -36,16 +53,12 @@ def authorize_model(app: web.Application, principal: Principal, model: str) -> N
         raise PermissionDenied(f"you may not use the model {model!r}", code="model_not_allowed")
 
 
-def usage_row(
-    *,
-    request_id: str,
-    principal: Principal,
-    endpoint: Endpoint,
-    prepared: PreparedRequest,
-    upstream: str,
-    outcome: Outcome,
-    started: float,
-) -> UsageRow:
+def _charged(
+    endpoint: Endpoint, prepared: PreparedRequest, outcome: Outcome
+) -> tuple[int, int, str]:
+    """(prompt, completion, source) of the usage row."""
+    if not endpoint.charged:  # counting, tokenizing, stored responses, admin paths
+        return 0, 0, "none"
     tokens = outcome.tokens
     prompt = tokens.prompt if tokens else None
     completion = tokens.completion if tokens else None
@@ -64,17 +77,31 @@ def usage_row(
         prompt = max(prompt or 0, prepared.prompt_estimate)
         completion = max(completion or 0, prepared.reserved_output)
         source = "estimated"
+    return prompt or 0, completion or 0, source
+
+
+def usage_row(
+    *,
+    request_id: str,
+    principal: Principal,
+    endpoint: Endpoint,
+    prepared: PreparedRequest,
+    upstream: str,
+    outcome: Outcome,
+    started: float,
+) -> UsageRow:
+    prompt, completion, source = _charged(endpoint, prepared, outcome)
     return UsageRow(
         ts=now(),
         request_id=request_id,
         user_id=principal.user_id,
         key_id=principal.key_id,
-        model=prepared.model,
+        model=prepared.model or None,
         upstream=upstream,
         endpoint=endpoint.path,
         status=outcome.status or 499,
-        prompt_tokens=prompt or 0,
-        completion_tokens=completion or 0,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
         duration_ms=(time.perf_counter() - started) * 1000,
         ttft_ms=outcome.ttft_ms,
         stream=prepared.stream,
@@ -83,18 +110,20 @@ def usage_row(
 
 
 def make_handler(endpoint: Endpoint) -> Handler:
+    local = _LOCAL.get(endpoint.answer)
+    if local is not None:
+        return local
+
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         principal = request[K.PRINCIPAL]
-        config = app[K.CONFIG]
-        encoding = request.headers.get("Content-Encoding", "")
-        body = await read_body(
-            request, limit=config.max_request_bytes, idle=config.timeouts.client_body
-        )
-        raw = decoded(body, encoding, limit=config.max_request_bytes)
-        prepared = prepare(endpoint, raw, settings=config.quotas)
-        request[K.MODEL] = prepared.model
-        authorize_model(app, principal, prepared.model)
+        require_access(app, principal, endpoint)
+        prepared = await prepare_request(request, endpoint)
+        if prepared.model:
+            request[K.MODEL] = prepared.model
+            authorize_model(app, principal, prepared.model)
+        if endpoint.records_owner and prepared.stored:
+            responses_api.record_owner(request, principal, prepared.model)
         try:
             admission = app[K.QUOTAS].admit(principal, prepared)
         except QuotaRefused as exc:
@@ -104,9 +133,12 @@ def make_handler(endpoint: Endpoint) -> Handler:
         outcome = request[K.OUTCOME]
         started = time.perf_counter()
         try:
-            return await forward_with_failover(
+            response = await forward_with_failover(
                 request, endpoint=endpoint, prepared=prepared, outcome=outcome, started=started
             )
+            if endpoint.model == "owner" and request.method == "DELETE" and response.status < 300:
+                await responses_api.forget(request, request.match_info["response_id"])
+            return response
         except BaseException as exc:
             if not outcome.status:
                 outcome.status = getattr(exc, "status", 499)

@@ -59,7 +59,11 @@ def _filter(
 
 
 def upstream_request_headers(
-    client: CIMultiDictProxy[str], *, upstream_auth: dict[str, str], request_id: str
+    client: CIMultiDictProxy[str],
+    *,
+    upstream_auth: dict[str, str],
+    request_id: str,
+    content_type: str | None = "application/json",
 ) -> CIMultiDict[str]:
     extra = _named_in_connection(client)
     out = CIMultiDict(
@@ -69,8 +73,10 @@ def upstream_request_headers(
     )
     # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
     out["Accept-Encoding"] = "identity"
-    # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent.
-    out["Content-Type"] = "application/json"
+    # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent (or a
+    # multipart upload, with the boundary the gateway checked; or no body at all).
+    if content_type is not None:
+        out["Content-Type"] = content_type
     out.update(upstream_auth)
     out["X-Request-Id"] = request_id
     return out

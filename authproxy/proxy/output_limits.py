@@ -27,6 +27,8 @@ __all__ = [
     "COMPLETIONS",
     "LIMIT_FIELDS",
     "MESSAGES",
+    "OLLAMA",
+    "RESPONSES",
     "FieldPath",
     "OutputAsk",
     "OutputRule",
@@ -66,6 +68,9 @@ class OutputRule:
 CHAT = OutputRule(write=(("max_completion_tokens",), ("max_tokens",)))
 COMPLETIONS = OutputRule(write=(("max_tokens",),), prompts_field="prompt")
 MESSAGES = OutputRule(write=(("max_tokens",),))
+RESPONSES = OutputRule(write=(("max_output_tokens",),))
+# Ollama's native API reads only options.num_predict (-1: no limit, -2: fill the context).
+OLLAMA = OutputRule(write=(("options", "num_predict"),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +101,29 @@ def prompt_count(value: Any) -> int:
     return 1
 
 
+def _nested_ask(rule: OutputRule, body: Mapping[str, Any]) -> int | None:
+    """The client's limit in a nested field of the row (Ollama's ``options.num_predict``); a
+    negative one is Ollama's "no limit", which leaves the gateway's default."""
+    for path in rule.write:
+        if len(path) < 2:
+            continue
+        container = body.get(path[0])
+        value = container.get(path[1]) if isinstance(container, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            continue
+        given = _positive_int(
+            container if isinstance(container, dict) else {},
+            path[1],
+            "tokens to generate, or negative for the default",
+            "invalid_max_tokens",
+        )
+        if given is not None:
+            return given
+    return None
+
+
 def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_outputs: int) -> OutputAsk:
-    limit = None
+    limit = _nested_ask(rule, body)
     for name in LIMIT_FIELDS:
         given = _positive_int(body, name, "tokens to generate", "invalid_max_tokens")
         if limit is None:

@@ -18,6 +18,7 @@ from authproxy.config.schema import Quotas
 from authproxy.errors import BadRequest
 from authproxy.proxy import json_body
 from authproxy.proxy.endpoints import Endpoint
+from authproxy.proxy.multipart_body import FormUpload
 from authproxy.proxy.output_limits import (
     CHOICE_FIELDS,
     LIMIT_FIELDS,
@@ -27,7 +28,14 @@ from authproxy.proxy.output_limits import (
 )
 from authproxy.proxy.prompt_estimate import estimate
 
-__all__ = ["DECIDED", "PreparedRequest", "estimate_prompt_tokens", "for_engine", "prepare"]
+__all__ = [
+    "DECIDED",
+    "PreparedRequest",
+    "bodiless",
+    "estimate_prompt_tokens",
+    "for_engine",
+    "prepare",
+]
 
 # Top-level fields the gateway decides on: never forwarded as the client's bytes had them.
 DECIDED = frozenset({"model", "stream", "stream_options", *LIMIT_FIELDS, *CHOICE_FIELDS})
@@ -35,7 +43,11 @@ DECIDED = frozenset({"model", "stream", "stream_options", *LIMIT_FIELDS, *CHOICE
 # by their case-folded form.
 _GUARDED_TOP = {
     name.casefold(): name
-    for name in (*DECIDED, "user", "messages", "prompt", "input", "system", "options")
+    for name in (
+        *DECIDED,
+        *("user", "messages", "prompt", "input", "system", "options"),
+        *("previous_response_id", "store", "conversation"),  # a stored response's owner
+    )
 }
 _GUARDED_STREAM_OPTIONS = {"include_usage": "include_usage"}
 
@@ -53,6 +65,14 @@ class PreparedRequest:
     rest: bytes  # canonical encoding of the client's fields the gateway does not decide on
     fixed: dict[str, Any]  # the decided fields other than model and limit, as they go
     body: bytes = b""  # what goes upstream, made by for_engine once the engine's id is known
+    model_field: str | None = "model"  # where the engine's model id is written; None: nowhere
+    method: str = "POST"
+    target: str = ""  # the engine's path (and query) when not the endpoint's own path
+    content_type: str | None = "application/json"  # None: no body goes upstream
+    upload: FormUpload | None = None  # a body streamed as it comes (multipart)
+    pinned: str | None = None  # the one upstream that may serve it (a stored response's)
+    previous_response_id: str | None = None  # continues this stored response (must be ours)
+    stored: bool = True  # the engine keeps the response it makes (``store`` is not false)
 
     @property
     def reserved_output(self) -> int:
@@ -98,19 +118,53 @@ def _stream_options(endpoint: Endpoint, body: Mapping[str, Any], stream: bool) -
     return options
 
 
+def _model(endpoint: Endpoint, body: Mapping[str, Any]) -> str:
+    """The model the body names: the first of the row's model fields present (Ollama reads
+    ``name`` where ``model`` is absent)."""
+    for name in endpoint.model_fields:
+        if body.get(name) is not None:
+            model = body[name]
+            if isinstance(model, str) and model:
+                return model
+            break
+    raise BadRequest(
+        f"`{endpoint.model_fields[0]}` is required and must be a string", code="missing_model"
+    )
+
+
+def _check_containers(rule: OutputRule, body: Mapping[str, Any]) -> None:
+    """A container of the limit (Ollama's ``options``) is an object, its keys unambiguous."""
+    for container in rule.containers:
+        value = body.get(container)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise BadRequest(f"`{container}` must be an object", code="invalid_options")
+        names = {p[1]: p[1] for p in rule.write if len(p) == 2 and p[0] == container}
+        _check_keys(value, container, {name.casefold(): name for name in names})
+
+
 def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequest:
     parsed = json_body.parse(raw)
     if not isinstance(parsed, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
-    _check_keys(parsed, "request body", _GUARDED_TOP)
-    model = parsed.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("`model` is required and must be a string", code="missing_model")
-    stream = parsed.get("stream", False)
+    guarded = _GUARDED_TOP | {name.casefold(): name for name in endpoint.model_fields}
+    _check_keys(parsed, "request body", guarded)
+    model = _model(endpoint, parsed)
+    stream = parsed.get("stream", endpoint.stream_default)
     if not isinstance(stream, bool):
         raise BadRequest("`stream` must be true or false", code="invalid_stream")
     if stream and not endpoint.can_stream:
         raise BadRequest(f"{endpoint.path} does not stream", code="invalid_stream")
+
+    previous = parsed.get("previous_response_id")
+    if previous is not None and not isinstance(previous, str):
+        raise BadRequest("`previous_response_id` must be a string", code="invalid_request")
+    if endpoint.records_owner and parsed.get("conversation") is not None:
+        raise BadRequest(
+            "`conversation` is not supported on this gateway: send the history in `input`",
+            code="unsupported_parameter",
+        )
 
     fixed: dict[str, Any] = {"stream": stream} if "stream" in parsed else {}
     options = _stream_options(endpoint, parsed, stream)
@@ -124,36 +178,75 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
         fixed["stream_options"] = options
 
     rule = endpoint.output
-    taken = DECIDED
+    taken = DECIDED | set(endpoint.model_fields)
     limit, outputs = 0, 0
     if rule is None:  # nothing generated: the client's fields pass as they are
         fixed.update((k, parsed[k]) for k in (*LIMIT_FIELDS, *CHOICE_FIELDS) if k in parsed)
     else:
+        _check_containers(rule, parsed)
         ask = read_ask(rule, parsed, max_outputs=settings.max_outputs)
         limit, outputs = ask.limit or settings.default_max_tokens, ask.outputs
         fixed.update(ask.choices)
         fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
-        taken = DECIDED | rule.containers
+        taken |= rule.containers
     rest = json_body.encode({k: v for k, v in parsed.items() if k not in taken})
     json_body.encode(fixed)  # what the client put in stream_options or a container must encode
+    charged = endpoint.charged
     return PreparedRequest(
         model=model,
         stream=stream,
         strip_usage=strip_usage,
         endpoint_path=endpoint.path,
-        prompt_estimate=estimate(rest, parsed, settings.prompt_estimate),
+        prompt_estimate=estimate(rest, parsed, settings.prompt_estimate) if charged else 0,
         outputs=outputs,
         limit=limit,
         rule=rule,
         rest=rest,
         fixed=fixed,
+        model_field=endpoint.model_fields[0],
+        previous_response_id=previous,
+        stored=parsed.get("store") is not False,
+    )
+
+
+def bodiless(
+    endpoint: Endpoint,
+    *,
+    model: str = "",
+    method: str,
+    target: str = "",
+    raw: bytes = b"",
+    pinned: str | None = None,
+) -> PreparedRequest:
+    """A request whose body the gateway decides nothing in: a stored response's path (no
+    body) or an engine admin path (the admin's JSON, canonically re-encoded, if any)."""
+    body = json_body.encode(json_body.parse(raw)) if raw.strip() else b""
+    return PreparedRequest(
+        model=model,
+        stream=False,
+        strip_usage=False,
+        endpoint_path=endpoint.path,
+        prompt_estimate=0,
+        outputs=0,
+        limit=0,
+        rule=None,
+        rest=body,
+        fixed={},
+        body=body,
+        model_field=None,
+        method=method,
+        target=target,
+        content_type="application/json" if body else None,
+        pinned=pinned,
     )
 
 
 def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
-    """The request as the engine gets it: ``model`` is the engine's own id (an alias
+    """The request as the engine gets it: the model is the engine's own id (an alias
     resolved), the limit written under every field of the endpoint's row."""
-    decided: dict[str, Any] = {"model": model_id, **prepared.fixed}
+    if prepared.model_field is None:  # nothing of the gateway's to write in
+        return prepared
+    decided: dict[str, Any] = {prepared.model_field: model_id, **prepared.fixed}
     if prepared.rule is not None:
         write_limit(prepared.rule, decided, prepared.limit)
     tail = json_body.encode(decided)

@@ -3,7 +3,9 @@
 Whole events go on byte for byte as they complete; the only one changed is the usage chunk the
 gateway asked for (``stream_options.include_usage``) and the client did not: it is removed, or
 rewritten without its ``usage``. Content events are counted, so a stream cut short can still
-be charged an estimate of what the client received.
+be charged an estimate of what the client received. A Responses stream also names the
+response's id in its first event (``response.created``): it is read there, so that its creator
+is on record before the client sees it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,30 @@ import re
 
 from authproxy.proxy.usage import USAGE_KEY, Dialect, Tokens, read_usage
 
-__all__ = ["SseRelay"]
+__all__ = ["END_MARKERS", "SseRelay", "sse_error"]
 
-_CONTENT = re.compile(rb'"(?:content|text|partial_json|arguments)":\s*"[^"]')
+_CONTENT = re.compile(rb'"(?:content|text|partial_json|arguments|delta)":\s*"[^"]')
 _SEPARATORS = (b"\n\n", b"\r\n\r\n")
+# What the last event of a complete stream carries, in each dialect.
+END_MARKERS = (
+    b"[DONE]",
+    b'"message_stop"',
+    b'"response.completed"',
+    b'"response.incomplete"',
+    b'"response.failed"',
+    b'"transcript.text.done"',
+)
+_RESPONSE_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def sse_error(message: str, code: str) -> bytes:
+    """An error the gateway adds to a stream it cannot finish (the OpenAI error shape)."""
+    body = {"error": {"message": message, "type": "upstream_error", "code": code}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _ends(data: bytes) -> bool:
+    return any(marker in data for marker in END_MARKERS)
 
 
 def _data_of(event: bytes) -> tuple[list[bytes], bytes | None]:
@@ -44,11 +66,16 @@ class SseRelay:
         self.tokens = Tokens()
         self.content_events = 0
         self.done = False
+        self.response_id: str | None = None
+        self._want_id = dialect == "responses"
         self._buf = b""
+
+    def error_event(self, message: str, code: str) -> bytes:
+        return sse_error(message, code)
 
     def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
-        if USAGE_KEY not in buf and b"\r" not in buf:
+        if USAGE_KEY not in buf and b"\r" not in buf and not self._want_id:
             return self._feed_plain(buf)
         out: list[bytes] = []
         start = 0
@@ -73,7 +100,7 @@ class SseRelay:
             return b""
         complete, self._buf = buf[: end + 2], buf[end + 2 :]
         self.content_events += sum(1 for _ in _CONTENT.finditer(complete))
-        if b"[DONE]" in complete or b'"message_stop"' in complete:
+        if _ends(complete):
             self.done = True
         return complete
 
@@ -92,8 +119,8 @@ class SseRelay:
         return best, length
 
     def _event(self, event: bytes) -> bytes:
-        if USAGE_KEY not in event:
-            if b"[DONE]" in event or b'"message_stop"' in event:
+        if USAGE_KEY not in event and not self._want_id:
+            if _ends(event):
                 self.done = True
             elif _CONTENT.search(event):
                 self.content_events += 1
@@ -107,6 +134,8 @@ class SseRelay:
             return event
         if not isinstance(obj, dict):
             return event
+        if self.dialect == "responses":
+            return self._responses_event(event, obj)
         if self.dialect == "anthropic":
             kind = obj.get("type")
             if kind == "message_start" and isinstance(obj.get("message"), dict):
@@ -135,3 +164,20 @@ class SseRelay:
         del obj["usage"]
         lines = [*other, b"data: " + json.dumps(obj, separators=(",", ":")).encode()]
         return b"\n".join(lines) + b"\n\n"
+
+    def _responses_event(self, event: bytes, obj: dict[str, object]) -> bytes:
+        """``response.created`` names the id; ``response.completed`` (or ``.incomplete``,
+        ``.failed``) carries the usage and ends the stream. Passed on unchanged."""
+        response = obj.get("response")
+        if isinstance(response, dict):
+            if self._want_id and isinstance(response.get("id"), str):
+                self.response_id, self._want_id = response["id"], False
+            if obj.get("type") in _RESPONSE_ENDS:
+                read_usage(response.get("usage"), "responses", self.tokens)
+        elif "usage" in obj:  # a transcription stream's last event
+            read_usage(obj.get("usage"), "responses", self.tokens)
+        if _ends(event):
+            self.done = True
+        elif _CONTENT.search(event):
+            self.content_events += 1
+        return event

@@ -16,6 +16,7 @@ from authproxy.store.contracts import (
     LoginStore,
     ModelStore,
     QuotaStore,
+    ResponseStore,
     UsageStore,
     UserStore,
 )
@@ -44,6 +45,7 @@ class Store(
     UsageStore,
     AuditStore,
     LoginStore,
+    ResponseStore,
     Protocol,
 ):
     async def close(self) -> None: ...

@@ -8,6 +8,7 @@ what it uses and a backend is written against small contracts:
 - ``QuotaStore``: per-user quota overrides;
 - ``UsageStore``: usage rows and what is read back from them;
 - ``AuditStore``: the audit log;
+- ``ResponseStore``: who created which stored response (the Responses API's ids);
 - ``LoginStore``: browser sessions, pending OIDC logins, OIDC subjects and password hashes
   (session ids and OIDC ``state`` values reach it only as SHA-256 digests).
 
@@ -26,6 +27,7 @@ from authproxy.store.records import (
     LoginFlow,
     ModelSetting,
     QuotaOverride,
+    ResponseOwner,
     Session,
     UsageBucket,
     UsageRow,
@@ -40,6 +42,7 @@ __all__ = [
     "LoginStore",
     "ModelStore",
     "QuotaStore",
+    "ResponseStore",
     "UsageStore",
     "UserStore",
 ]
@@ -105,6 +108,13 @@ class AuditStore(Protocol):
     async def add_audit(self, entry: AuditEntry) -> None: ...
     async def list_audit(self, *, since: float = 0.0, limit: int = 1000) -> list[AuditEntry]: ...
     async def audit_counts(self, *, since: float) -> dict[str, int]: ...
+
+
+class ResponseStore(Protocol):
+    # The first creator recorded for an id keeps it: recording it again changes nothing.
+    async def record_response(self, owner: ResponseOwner) -> None: ...
+    async def response_owner(self, response_id: str) -> ResponseOwner | None: ...
+    async def forget_response(self, response_id: str) -> None: ...
 
 
 class LoginStore(Protocol):

@@ -134,4 +134,14 @@ MIGRATIONS: list[list[str]] = [
     [
         """ALTER TABLE api_keys ADD COLUMN acts_for_users INTEGER NOT NULL DEFAULT 0""",
     ],
+    # 4: who created which stored response (the Responses API): its id is its creator's alone
+    [
+        """CREATE TABLE responses (
+            response_id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+    ],
 ]

@@ -139,4 +139,14 @@ MIGRATIONS_POSTGRES: list[list[str]] = [
     [
         """ALTER TABLE api_keys ADD COLUMN acts_for_users BOOLEAN NOT NULL DEFAULT FALSE""",
     ],
+    # 4: who created which stored response (the Responses API): its id is its creator's alone
+    [
+        """CREATE TABLE responses (
+            response_id TEXT COLLATE "C" PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+    ],
 ]

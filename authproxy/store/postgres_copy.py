@@ -23,7 +23,17 @@ from authproxy.store.postgres_core import Connection
 __all__ = ["CHUNK", "NOT_COPIED", "TABLES", "copy_sqlite_to_postgres"]
 
 # Parents before children (foreign keys); what is not copied is the database's own bookkeeping.
-TABLES = ("users", "api_keys", "models", "quotas", "usage", "audit", "sessions", "login_flows")
+TABLES = (
+    "users",
+    "api_keys",
+    "models",
+    "quotas",
+    "usage",
+    "audit",
+    "sessions",
+    "login_flows",
+    "responses",
+)
 NOT_COPIED = ("meta", "schema_version")
 CHUNK = 5000  # rows per COPY batch: a large usage table never sits in memory whole
 

@@ -12,6 +12,7 @@ __all__ = [
     "LoginFlow",
     "ModelSetting",
     "QuotaOverride",
+    "ResponseOwner",
     "Session",
     "UsageBucket",
     "UsageRow",
@@ -154,4 +155,15 @@ class LoginFlow:
     nonce: str
     code_verifier: str
     next_path: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseOwner:
+    """Who created a stored response (the Responses API), on which model and upstream."""
+
+    response_id: str
+    user_id: int
+    model: str
+    upstream: str
     created_at: float

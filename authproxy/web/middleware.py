@@ -29,7 +29,7 @@ from authproxy.errors import (
 )
 from authproxy.metrics.endpoint import anonymous_scrape
 from authproxy.proxy.forward import Outcome
-from authproxy.web.routes import ACCESS
+from authproxy.web.routes import access_of
 
 __all__ = [
     "CLIENT_CLOSED_REQUEST",
@@ -162,7 +162,7 @@ def _presented_prefix(request: web.Request) -> str | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = raw_path(request)
-    access = ACCESS.get(path)  # None: a path the gateway does not serve
+    access = access_of(path)  # None: a path the gateway does not serve
     if access == "public":
         return await handler(request)
     throttle = request.app[K.AUTH_THROTTLE]

@@ -166,20 +166,24 @@ def run_claude(
     tmp: Path,
     model: str,
     prompt: str = PROMPT,
-    auth: Literal["api_key", "auth_token"] = "api_key",
+    auth: Literal["api_key", "auth_token", "both"] = "api_key",
     model_discovery: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """``claude -p --output-format json``; stdout is one JSON result object.
 
     ``api_key`` sets ANTHROPIC_API_KEY (sent as ``x-api-key``), ``auth_token`` sets
-    ANTHROPIC_AUTH_TOKEN (sent as ``Authorization: Bearer``). ``model_discovery`` makes it read
+    ANTHROPIC_AUTH_TOKEN (sent as ``Authorization: Bearer``), ``both`` sets both to ``key``
+    (both headers on every request). ``model_discovery`` makes it read
     ``GET /v1/models?limit=1000`` first (see ``claude_gateway_models``).
     """
     home, work = _dirs(tmp, "home", "work")
     env = _base_env(home) | CLAUDE_QUIET_ENV
     env["ANTHROPIC_BASE_URL"] = base_url
-    env["ANTHROPIC_API_KEY" if auth == "api_key" else "ANTHROPIC_AUTH_TOKEN"] = key
+    if auth in ("api_key", "both"):
+        env["ANTHROPIC_API_KEY"] = key
+    if auth in ("auth_token", "both"):
+        env["ANTHROPIC_AUTH_TOKEN"] = key
     env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(CLAUDE_MAX_OUTPUT_TOKENS)
     if model_discovery:
         env["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] = "1"

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import BrowserContext, sync_playwright
 
 from .chromium import launch
+from .coding_agents import llama_server_for_agents
 from .llama_server import LlamaServer
 from .tiny_model import write_tiny_model
 
@@ -45,3 +46,10 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="session")
+def agents_llama(tiny_model_path: Path) -> Iterator[LlamaServer]:
+    """A llama-server on which the coding agents complete a turn (coding_agents.py)."""
+    with llama_server_for_agents(tiny_model_path) as server:
+        yield server

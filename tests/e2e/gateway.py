@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,6 +60,32 @@ class Gateway(StartOnEnter):
         if done.returncode != 0:
             raise AssertionError(f"authproxy {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
+
+    def add_user(self, name: str, *, role: str | None = None) -> str:
+        """A new user (the default role unless ``role``) and a key of theirs."""
+        self.run("users", "add", name, *(("--role", role) if role else ()))
+        return self.run("keys", "create", name).strip()
+
+    def usage_rows(self, user: str, want: int = 0, within: float = 10.0) -> list[dict[str, Any]]:
+        """``user``'s usage rows, oldest first, once there are ``want`` (or ``within`` passed)."""
+        deadline = time.monotonic() + within
+        while True:
+            db = sqlite3.connect(self.workdir / "data" / "authproxy.db")
+            db.row_factory = sqlite3.Row
+            try:
+                rows = [
+                    dict(r)
+                    for r in db.execute(
+                        "SELECT usage.* FROM usage JOIN users ON users.id = usage.user_id"
+                        " WHERE users.name = ? ORDER BY usage.id",
+                        (user,),
+                    )
+                ]
+            finally:
+                db.close()
+            if len(rows) >= want or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
 
     def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("ab") as log:

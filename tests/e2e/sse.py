@@ -36,3 +36,13 @@ async def read_sse(resp: aiohttp.ClientResponse) -> list[SSEEvent]:
     if data:
         events.append(SSEEvent(event, "\n".join(data)))
     return events
+
+
+def sse_events(raw: bytes) -> list[Any]:
+    """The JSON data of every event of a whole stream (``[DONE]`` left out)."""
+    out = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        data = [line[5:].lstrip() for line in block.split("\n") if line.startswith("data:")]
+        if data and data != ["[DONE]"]:
+            out.append(json.loads("\n".join(data)))
+    return out

@@ -7,7 +7,6 @@ through the gateway are the gateway's tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,14 @@ from .coding_agents import (
     agent_bin,
     claude_result,
     codex_events,
-    llama_server_for_agents,
     run_claude,
     run_codex,
 )
-from .llama_server import MODEL_ALIAS, LlamaServer
+from .llama_server import MODEL_ALIAS, LlamaServer  # agents_llama: see conftest.py
 from .tiny_model import ALLOWED_BYTES
 
 # An agent's system prompt and tools alone are this many tokens of the byte-level vocabulary.
 MIN_PROMPT_TOKENS = 10_000
-
-
-@pytest.fixture(scope="module")
-def agents_llama(tiny_model_path: Path) -> Iterator[LlamaServer]:
-    with llama_server_for_agents(tiny_model_path) as server:
-        yield server
 
 
 def failure(proc_stdout: str, proc_stderr: str) -> str:

@@ -5,8 +5,6 @@ tokens end within K — whatever limit fields they carry (llama-server ranks n_p
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
 from collections.abc import Iterator
 from itertools import count
 from typing import Any
@@ -48,28 +46,12 @@ def _user(gateway: Gateway, tokens_per_day: int | None = None) -> tuple[str, str
     gateway.run("users", "add", name)
     if tokens_per_day is not None:
         gateway.run("users", "quota", name, "--tokens-per-day", str(tokens_per_day))
+    # The key last: once the gateway knows the key it has read the quota too (one reload).
     return name, gateway.run("keys", "create", name).strip()
 
 
 def _rows(gateway: Gateway, user: str, want: int, within: float = 10.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + within
-    while True:
-        db = sqlite3.connect(gateway.workdir / "data" / "authproxy.db")
-        db.row_factory = sqlite3.Row
-        try:
-            rows = [
-                dict(r)
-                for r in db.execute(
-                    "SELECT usage.* FROM usage JOIN users ON users.id = usage.user_id"
-                    " WHERE users.name = ? ORDER BY usage.id",
-                    (user,),
-                )
-            ]
-        finally:
-            db.close()
-        if len(rows) >= want or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+    return gateway.usage_rows(user, want, within)
 
 
 async def _post(

@@ -20,6 +20,10 @@ or for every request without one by `engine.fake = {...}`. Health probes (`GET /
 503 when `engine.healthy` is False) are counted in `engine.health_checks`, not recorded in
 `engine.requests`; `engine.models` can be changed while it runs (discovery sees it), and so
 can `engine.total_slots` (what `GET /props` announces, as llama-server does).
+
+Besides chat, completions, embeddings and Anthropic messages, it speaks the Responses API
+(engine_responses.py), Ollama's native NDJSON API (engine_ollama.py), and rerank, multipart
+audio, speech, the tokenizer, count_tokens and the engines' admin paths (engine_extras.py).
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ from aiohttp import web
 
 from .engine_anthropic import messages
 from .engine_common import STATE, EngineState, RecordedRequest, openai_error
+from .engine_extras import add_extra_routes
+from .engine_ollama import add_ollama_routes
 from .engine_openai import chat_completions, completions, embeddings, list_models
+from .engine_responses import add_response_routes
 
 __all__ = ["FakeEngine", "RecordedRequest", "make_engine_app", "running_engine", "start_engine"]
 
@@ -124,6 +131,9 @@ def make_engine_app(
     app.router.add_get("/props", _props)
     app.router.add_post("/props", _props)
     app.router.add_get("/metrics", _metrics)
+    add_response_routes(app)
+    add_ollama_routes(app)
+    add_extra_routes(app)
     return app
 
 

@@ -8,12 +8,11 @@ from aiohttp import web
 
 from .engine_common import (
     STATE,
+    Asked,
+    begin,
     completion_count,
     count_message_words,
     count_words,
-    parse_options,
-    pre_header_faults,
-    read_body,
     run_stream,
     sse,
     token_texts,
@@ -25,13 +24,10 @@ START_OUTPUT_TOKENS = 1
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_body(request)
-    opts = parse_options(body, state)
-    streaming = body.get("stream") is True
-    early = await pre_header_faults(request, opts, streaming, anthropic=True)
-    if early is not None:
-        return early
+    asked = await begin(request, anthropic=True)
+    if not isinstance(asked, Asked):
+        return asked
+    state, body, opts, streaming = request.app[STATE], asked.body, asked.opts, asked.streaming
 
     model = str(body.get("model", state.models[0] if state.models else "fake"))
     input_tokens = count_message_words(body.get("messages")) + count_words(body.get("system"))

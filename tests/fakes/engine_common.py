@@ -122,6 +122,27 @@ def parse_options(body: dict[str, Any], state: EngineState) -> FakeOptions:
         raise web.HTTPBadRequest(text=f"bad fake options: {raw!r}") from exc
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A generation request as the engine read it: its body, fault options, streaming."""
+
+    body: dict[str, Any]
+    opts: FakeOptions
+    streaming: bool
+
+
+async def begin(
+    request: web.Request, *, stream_default: bool = False, anthropic: bool = False
+) -> Asked | web.StreamResponse:
+    """Read a generation request; the early answer instead if a fault decides before any byte.
+    (`stream_default`: Ollama streams unless told `"stream": false`.)"""
+    body = await read_body(request)
+    opts = parse_options(body, request.app[STATE])
+    streaming = body.get("stream", stream_default) is True
+    early = await pre_header_faults(request, opts, streaming, anthropic)
+    return early if early is not None else Asked(body, opts, streaming)
+
+
 def count_words(value: Any) -> int:
     """Whitespace-separated words in a string, a list of strings / token ids, or content parts."""
     if isinstance(value, str):

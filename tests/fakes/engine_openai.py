@@ -9,6 +9,8 @@ from aiohttp import web
 
 from .engine_common import (
     STATE,
+    Asked,
+    begin,
     completion_count,
     count_message_words,
     count_words,
@@ -38,13 +40,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_body(request)
-    opts = parse_options(body, state)
-    streaming = body.get("stream") is True
-    early = await pre_header_faults(request, opts, streaming)
-    if early is not None:
-        return early
+    asked = await begin(request)
+    if not isinstance(asked, Asked):
+        return asked
+    state, body, opts, streaming = request.app[STATE], asked.body, asked.opts, asked.streaming
 
     model = str(body.get("model", state.models[0] if state.models else "fake"))
     prompt = count_message_words(body.get("messages")) if chat else count_words(body.get("prompt"))

@@ -122,8 +122,9 @@ async def test_unknown_path_auth_before_routing(
     gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
 ) -> None:
     # (/metrics is the gateway's own now, never the engine's: see test_metrics.py;
-    # / is the browser's way to the account page: see the browser login tests)
-    for path in ("/v1/nope", "/slots", "/props", "/admin", "/account/x"):
+    # / is the browser's way to the account page: see the browser login tests; the engine's
+    # admin paths, /slots and /props among them, are admin rows: test_catalogue_policy.py)
+    for path in ("/v1/nope", "/infill", "/completion", "/admin", "/account/x"):
         status, err = await _status(session, gateway, {}, path)
         assert (status, err["type"]) == (401, "authentication_error"), path
         status, err = await _status(session, gateway, bearer(gateway.accounts.user_key), path)
@@ -143,8 +144,8 @@ TRICKS = [
     "/v1%2Fchat/completions",
     "/V1/models",
     "/v1/models/",
-    "/slots",
-    "/props",
+    "/infill",
+    "/completion",
 ]
 
 

@@ -11,6 +11,7 @@ from fakes.engine import FakeEngine
 
 from authproxy.clock import now
 from authproxy.store import Store, open_store
+from authproxy.store.records import ResponseOwner
 
 from .helpers import (
     CHAT,
@@ -45,6 +46,7 @@ async def _everything(store: Store) -> list[object]:
         await store.list_sessions(),
         await store.password_hash("alice"),
         await store.user_by_subject("sub-alice"),
+        await store.response_owner("resp_alice"),
     ]
 
 
@@ -74,6 +76,7 @@ async def test_db_copy_moves_an_installation_whose_keys_keep_working(
             id_hash=SESSION_HASH, user_id=alice.id, via="oidc", expires_at=now() + 3600,
             source="127.0.0.1", user_agent="test",
         )  # fmt: skip
+        await source.record_response(ResponseOwner("resp_alice", alice.id, "tiny", "local", 1.0))
         before = await _everything(source)
     finally:
         await source.close()
@@ -82,6 +85,7 @@ async def test_db_copy_moves_an_installation_whose_keys_keep_working(
     assert copy.returncode == 0, copy.stderr
     assert copy.stdout.startswith("3 users, 3 keys, 1 model settings, 1 quota overrides,")
     assert "1 usage rows" in copy.stdout and "1 browser sessions" in copy.stdout
+    assert "1 stored responses" in copy.stdout
     password = pg_database.split(":")[2].split("@")[0]
     assert password not in copy.stdout + copy.stderr
 

@@ -46,7 +46,7 @@ CASES = {
     "401-unknown-path": Case(401, "GET", "/v1/nope", "none"),
     "403-model": Case(403, "POST", CHAT, "restricted", chat_body("big"), "model_not_allowed"),
     "404-path": Case(404, "GET", "/v1/nope", "user", code="unknown_path"),
-    "404-path-post": Case(404, "POST", "/slots", "user", chat_body(), "unknown_path"),
+    "404-path-post": Case(404, "POST", "/infill", "user", chat_body(), "unknown_path"),
     "404-model": Case(404, "POST", CHAT, "user", chat_body("nope"), "model_not_found"),
     "405-get-chat": Case(405, "GET", CHAT, "user"),
     "405-post-models": Case(405, "POST", MODELS, "user", chat_body()),

@@ -11,8 +11,7 @@ import pytest
 
 from authproxy.config.schema import PromptEstimate, Quotas
 from authproxy.errors import BadRequest
-from authproxy.proxy.endpoints import FORWARDED, Endpoint
-from authproxy.proxy.output_limits import OutputRule
+from authproxy.proxy.endpoints import Endpoint, row
 from authproxy.proxy.request_body import (
     PreparedRequest,
     estimate_prompt_tokens,
@@ -20,10 +19,10 @@ from authproxy.proxy.request_body import (
     prepare,
 )
 
-CHAT = FORWARDED["/v1/chat/completions"]
-COMPLETIONS = FORWARDED["/v1/completions"]
-EMBED = FORWARDED["/v1/embeddings"]
-MESSAGES = FORWARDED["/v1/messages"]
+CHAT = row("/v1/chat/completions")
+COMPLETIONS = row("/v1/completions")
+EMBED = row("/v1/embeddings")
+MESSAGES = row("/v1/messages")
 SETTINGS = Quotas()
 DEFAULT = SETTINGS.default_max_tokens
 
@@ -209,13 +208,52 @@ def test_inline_images_count_an_allowance_not_their_base64() -> None:
     assert allowance.per_media < estimate < allowance.per_media + 200
 
 
-def test_a_dialect_with_a_nested_limit_is_one_more_row() -> None:
-    # How Ollama's /api/chat would be added: its limit lives in options.num_predict.
-    rule = OutputRule(write=(("options", "num_predict"),))
-    ollama = Endpoint("/api/chat", "openai", True, False, rule)
+OLLAMA_CHAT = row("/api/chat")
+
+
+def test_ollamas_limit_is_options_num_predict() -> None:
+    # A negative num_predict is Ollama's "no limit": the gateway's default applies.
     raw = b'{"model": "m", "options": {"num_predict": -1, "temperature": 0}, "max_tokens": 7}'
-    assert _sent(raw, ollama) == {
+    assert _sent(raw, OLLAMA_CHAT) == {
         "model": "m",
         "options": {"num_predict": 7, "temperature": 0},
     }
-    assert _sent(b'{"model": "m", "options": "odd"}', ollama)["options"] == {"num_predict": DEFAULT}
+    asked = b'{"model": "m", "options": {"num_predict": 12}}'
+    assert _sent(asked, OLLAMA_CHAT) == {"model": "m", "options": {"num_predict": 12}}
+    none = b'{"model": "m", "options": {"num_predict": -2}}'
+    assert _sent(none, OLLAMA_CHAT)["options"] == {"num_predict": DEFAULT}
+    assert _prepare(asked, OLLAMA_CHAT).stream is True  # Ollama streams unless told not to
+    assert _prepare(b'{"model": "m", "stream": false}', OLLAMA_CHAT).stream is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        # Go's encoding/json matches keys case-insensitively and takes the last match.
+        (b'{"model": "m", "options": {"num_predict": 5, "NUM_PREDICT": 9000}}', "ambiguous_key"),
+        (b'{"model": "m", "options": {"Num_Predict": 9000}}', "ambiguous_key"),
+        (b'{"model": "m", "options": {"num_predict": 5, "num_predict": 9}}', "duplicate_key"),
+        (b'{"model": "m", "options": {"seed": 1, "SEED": 2}}', "ambiguous_key"),
+        (b'{"model": "m", "Options": {"num_predict": 9000}}', "ambiguous_key"),
+        (b'{"model": "m", "options": "odd"}', "invalid_options"),
+        (b'{"model": "m", "options": {"num_predict": 0}}', "invalid_max_tokens"),
+        (b'{"model": "m", "options": {"num_predict": 2.5}}', "invalid_max_tokens"),
+    ],
+)
+def test_ollama_options_are_read_one_way(raw: bytes, code: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        _prepare(raw, OLLAMA_CHAT)
+    assert info.value.code == code
+
+
+def test_ollama_show_takes_name_where_model_is_absent_and_forwards_model() -> None:
+    show = row("/api/show")
+    assert _prepare(b'{"name": "m"}', show).model == "m"
+    assert _sent(b'{"name": "m", "verbose": true}', show, model="engine-id") == {
+        "verbose": True,
+        "model": "engine-id",
+    }
+    assert _prepare(b'{"model": "a", "name": "b"}', show).model == "a"  # as Ollama reads it
+    with pytest.raises(BadRequest) as info:
+        _prepare(b'{"model": "a", "NAME": "b"}', show)
+    assert info.value.code == "ambiguous_key"

@@ -11,13 +11,13 @@ from authproxy.auth.client_address import ClientAddress
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Quotas, Role
 from authproxy.errors import BadRequest
-from authproxy.proxy.endpoints import FORWARDED, Endpoint
+from authproxy.proxy.endpoints import Endpoint, row
 from authproxy.proxy.headers import client_response_headers, upstream_request_headers
 from authproxy.proxy.request_body import prepare
 
-CHAT = FORWARDED["/v1/chat/completions"]
-EMBED = FORWARDED["/v1/embeddings"]
-MESSAGES = FORWARDED["/v1/messages"]
+CHAT = row("/v1/chat/completions")
+EMBED = row("/v1/embeddings")
+MESSAGES = row("/v1/messages")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import cast
 from support.virtual_time import run_virtual, tick
 
 from authproxy.config.schema import Quotas
-from authproxy.proxy.endpoints import FORWARDED
+from authproxy.proxy.endpoints import row
 from authproxy.proxy.request_body import for_engine, prepare
 from authproxy.store.base import Store
 from authproxy.store.records import ModelSetting
@@ -152,7 +152,7 @@ async def test_disabling_the_model_disables_its_aliases_but_not_the_reverse() ->
 
 
 def test_alias_is_rewritten_for_the_engine_and_nothing_else_changes() -> None:
-    chat = FORWARDED["/v1/chat/completions"]
+    chat = row("/v1/chat/completions")
     raw = b'{"model": "coder", "messages": [], "x": "\xc3\xa9", "max_tokens": 9}'
     prepared = prepare(chat, raw, settings=Quotas())
     sent = for_engine(prepared, "qwen")
