@@ -16,11 +16,15 @@ from authproxy.auth.key_index import KeyIndex
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
 from authproxy.limits.quota import QuotaBook
+from authproxy.limits.quota_local import LocalQuotaBook
+from authproxy.limits.quota_shared import SharedQuotaBook
 from authproxy.limits.throttle import AuthThrottle
 from authproxy.login.setup import browser_ctx
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.accounting import UsageWriter
 from authproxy.proxy.forward import Forwarder
+from authproxy.store.base import Store
+from authproxy.store.contracts import ChangeFeed
 from authproxy.store.watch import StoreWatch
 from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.monitor import UpstreamMonitor
@@ -30,9 +34,17 @@ from authproxy.web.routes import add_routes
 __all__ = ["build_app"]
 
 
+def _quota_book(config: Config, store: Store) -> QuotaBook:
+    """Counters in the database when several gateway processes share it (PostgreSQL, or
+    ``workers`` on one SQLite file); else in this process."""
+    if config.database is not None or config.workers > 1:
+        return SharedQuotaBook(store=store, roles=config.roles, settings=config.quotas)
+    return LocalQuotaBook(store=store, roles=config.roles, settings=config.quotas)
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store and what reads it (key index, model switches, quota book), kept current by
-    one StoreWatch; closed last."""
+    one StoreWatch (woken by the database's notifications where it sends them); closed last."""
     config = app[K.CONFIG]
     async with open_services(config) as services:
         store = services.store
@@ -44,9 +56,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             store=store,
             aliases=config.model_aliases,
         )
-        quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
-        await quotas.rebuild()
-        watch = StoreWatch(store=store)
+        quotas = _quota_book(config, store)
+        watch = StoreWatch(store=store, feed=store if isinstance(store, ChangeFeed) else None)
         watch.subscribe(index.reload)
         watch.subscribe(catalog.reload)
         watch.subscribe(quotas.reload)
@@ -56,7 +67,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
         app[K.WATCH] = watch
         app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
-        async with watch.running():
+        async with quotas.running(), watch.running():
             yield
 
 

@@ -92,7 +92,7 @@ def make_handler(endpoint: Endpoint) -> Handler:
         request[K.MODEL] = prepared.model
         authorize_model(app, principal, prepared.model)
         try:
-            admission = app[K.QUOTAS].admit(principal, prepared)
+            admission = await app[K.QUOTAS].admit(principal, prepared)
         except QuotaRefused as exc:
             app[K.METRICS].quota_rejected(principal.user_name, exc.reason)
             raise

@@ -2,12 +2,13 @@
 database: a connection pool, numbered migrations, one write path, LISTEN/NOTIFY.
 
 ``PostgresStore`` is one class to the outside, built like ``SqliteStore`` from one core and
-three query mixins with the same concerns:
+four query mixins with the same concerns:
 
 - ``postgres_core``: the pool, migrations, the one write path (``_write``), ``listen``;
 - ``postgres_users``: the auth index, users, keys, model switches;
 - ``postgres_usage``: quota overrides, usage rows, the audit log;
-- ``postgres_login``: browser sessions, pending OIDC logins, subjects, password hashes.
+- ``postgres_login``: browser sessions, pending OIDC logins, subjects, password hashes;
+- ``postgres_quota``: the quota ledger (leases and counters of several gateways).
 
 Same tables and meaning as SQLite (``migrations_postgres``); the contract tests in
 ``tests/store`` run every method against both.
@@ -16,12 +17,13 @@ Same tables and meaning as SQLite (``migrations_postgres``); the contract tests 
 from __future__ import annotations
 
 from authproxy.store.postgres_login import LoginQueries
+from authproxy.store.postgres_quota import QuotaQueries
 from authproxy.store.postgres_usage import UsageQueries
 
 __all__ = ["PostgresStore", "open_postgres"]
 
 
-class PostgresStore(LoginQueries, UsageQueries):
+class PostgresStore(LoginQueries, UsageQueries, QuotaQueries):
     """The ``Store`` on one PostgreSQL database (``LoginQueries`` builds on ``UserQueries``)."""
 
 

@@ -8,6 +8,7 @@ many processes open a fresh database at the same time), the one write path every
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Self, TypeAlias, TypeVar
@@ -160,23 +161,32 @@ class PostgresCore:
         return await self._write(run)
 
     @asynccontextmanager
-    async def listen(self, callback: Callable[[str], None]) -> AsyncIterator[None]:
-        """While inside: ``callback(table)`` for every change to users, keys, models or quotas
-        that any process commits. Not guaranteed delivery (a lost connection loses what was
-        sent meanwhile): pair it with a periodic check of ``auth_epoch``."""
+    async def listen(
+        self, on_change: Callable[[str], None], on_lost: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[None]:
+        """While inside: ``on_change(table)`` for every change to users, keys, models or quotas
+        that any process commits, and ``on_lost()`` once if this connection is lost (leave,
+        then listen again). Not guaranteed delivery (a lost connection loses what was sent
+        meanwhile): pair it with a periodic check of ``auth_epoch``."""
 
         def deliver(_con: object, _pid: int, _channel: str, payload: object) -> None:
-            callback(str(payload))
+            on_change(str(payload))
+
+        def lost(_con: object) -> None:
+            on_lost()
 
         try:
             con = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
         except DRIVER_ERRORS as exc:
             raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
         try:
+            con.add_termination_listener(lost)
             await con.add_listener(CHANNEL, deliver)
             yield
         finally:
-            await con.close()
+            con.remove_termination_listener(lost)
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await con.close(timeout=2)
 
 
 def _reason(exc: BaseException) -> str:

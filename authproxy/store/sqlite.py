@@ -1,12 +1,13 @@
 """SQLite implementation of the store: WAL, busy timeout, foreign keys, one write path.
 
-``SqliteStore`` is one class to the outside, built from one core and three query mixins, each a
+``SqliteStore`` is one class to the outside, built from one core and four query mixins, each a
 concern of its own:
 
 - ``sqlite_core``: the connection, migrations and the one write path (``_write``);
 - ``sqlite_users``: the auth index, users, keys, model switches;
 - ``sqlite_usage``: quota overrides, usage rows, the audit log;
-- ``sqlite_login``: browser sessions, pending OIDC logins, subjects, password hashes.
+- ``sqlite_login``: browser sessions, pending OIDC logins, subjects, password hashes;
+- ``sqlite_quota``: the quota ledger (leases and counters of several gateway processes).
 
 Mixins rather than composition: the mixins share the core's one connection and write lock
 without forwarding every method of the ``Store`` protocol by hand.
@@ -19,12 +20,13 @@ from pathlib import Path
 
 from authproxy.store.base import StoreError
 from authproxy.store.sqlite_login import LoginQueries
+from authproxy.store.sqlite_quota import QuotaQueries
 from authproxy.store.sqlite_usage import UsageQueries
 
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(LoginQueries, UsageQueries):
+class SqliteStore(LoginQueries, UsageQueries, QuotaQueries):
     """The ``Store`` on one SQLite file (``LoginQueries`` builds on ``UserQueries``)."""
 
 

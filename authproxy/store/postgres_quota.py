@@ -1,0 +1,140 @@
+"""PostgreSQL queries of the quota ledger (``contracts.QuotaLedgerStore``): an admission is one
+call of ``authproxy_quota_admit`` (one round trip; ``migrations_quota_pg.py``), a batch of
+settles one statement.
+
+A mixin of ``PostgresStore`` (see ``postgres_core``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from authproxy.store.migrations import COUNTERS_SINCE, QUOTA_TABLES
+from authproxy.store.postgres_core import Connection, PostgresCore, changed_rows, marks
+from authproxy.store.quota_records import RPM_WINDOW, QuotaAnswer, QuotaAsk, QuotaSettle, Window
+
+__all__ = ["QuotaQueries"]
+
+_ADMIT = f"SELECT * FROM authproxy_quota_admit({marks(16)})"
+_USED = f"SELECT * FROM authproxy_quota_used({marks(5)})"
+
+# Release each lease (or, for one that was forgotten or never written, write it settled) and
+# charge the tokens of those that were not settled before; counters are taken in one order
+# (window, user) by every writer, so concurrent batches never deadlock.
+_SETTLE = """
+WITH s AS (
+    SELECT DISTINCT ON (lease) * FROM unnest($1::BIGINT[], $2::BIGINT[],
+        $3::DOUBLE PRECISION[], $4::BIGINT[], $5::DOUBLE PRECISION[],
+        $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[],
+        $8::DOUBLE PRECISION[], $9::DOUBLE PRECISION[])
+        AS s(lease, user_id, admitted, tokens, ended, ds, de, ms, me)
+), released AS (
+    UPDATE quota_leases q SET settled_at = s.ended, reserved = 0 FROM s
+    WHERE q.id = s.lease AND q.settled_at IS NULL RETURNING q.id
+), written AS (
+    INSERT INTO quota_leases (id, user_id, admitted_at, expires_at, reserved, settled_at)
+    SELECT s.lease, s.user_id, s.admitted, s.ended, 0, s.ended FROM s
+    WHERE NOT EXISTS (SELECT 1 FROM quota_leases q WHERE q.id = s.lease)
+    ON CONFLICT (id) DO NOTHING RETURNING id
+), charged AS (
+    SELECT s.* FROM s WHERE s.tokens > 0
+        AND s.lease IN (SELECT id FROM released UNION ALL SELECT id FROM written)
+)
+INSERT INTO quota_usage (user_id, window_start, window_end, used)
+SELECT user_id, ws, we, SUM(tokens) FROM (
+    SELECT user_id, ds AS ws, de AS we, tokens FROM charged
+    UNION ALL SELECT user_id, ms, me, tokens FROM charged
+) c GROUP BY ws, we, user_id ORDER BY ws, we, user_id
+ON CONFLICT (user_id, window_start, window_end)
+DO UPDATE SET used = quota_usage.used + excluded.used
+"""
+
+
+class QuotaQueries(PostgresCore):
+    async def quota_begin(self, *, shared: bool, now: float) -> None:
+        async def run(con: Connection) -> None:
+            since = await con.fetchval(
+                "SELECT value FROM meta WHERE name = $1 FOR UPDATE", COUNTERS_SINCE
+            )
+            if not shared:
+                value = -1  # counted in one process's memory from now on: counters go stale
+            elif since < 0:  # nobody kept them (or a local count ran): begin them afresh
+                for table in QUOTA_TABLES:
+                    await con.execute(f"DELETE FROM {table}")
+                value = math.ceil(now * 1000)
+            else:
+                return
+            await con.execute("UPDATE meta SET value = $1 WHERE name = $2", value, COUNTERS_SINCE)
+
+        await self._write(run)
+
+    async def quota_admit(self, ask: QuotaAsk) -> QuotaAnswer:
+        row = await self._one(
+            _ADMIT,
+            ask.lease_id, ask.user_id, ask.now, ask.expires_at,
+            ask.requests_per_minute, ask.max_concurrent, ask.tokens_per_day,
+            ask.tokens_per_month, ask.day.start, ask.day.end, ask.month.start, ask.month.end,
+            ask.prompt, ask.outputs, ask.limit, ask.clamp,
+        )  # fmt: skip
+        assert row is not None
+        return QuotaAnswer(
+            refused=row[0],
+            retry_after=float(row[1]),
+            limit=int(row[2]),
+            reserved=int(row[3]),
+            remaining=None if row[4] is None else int(row[4]),
+            used_day=int(row[5]),
+            used_month=int(row[6]),
+        )
+
+    async def quota_settle(self, settles: Sequence[QuotaSettle]) -> None:
+        if not settles:
+            return
+        columns: list[list[object]] = [[] for _ in range(9)]
+        for s in settles:
+            for column, value in zip(
+                columns,
+                (s.lease_id, s.user_id, s.admitted_at, s.tokens, s.now,
+                 s.day.start, s.day.end, s.month.start, s.month.end),
+                strict=True,
+            ):  # fmt: skip
+                column.append(value)
+
+        async def run(con: Connection) -> None:
+            await con.execute(_SETTLE, *columns)
+
+        await self._write(run)
+
+    async def quota_renew(self, lease_ids: Sequence[int], *, expires_at: float) -> int:
+        if not lease_ids:
+            return 0
+
+        async def run(con: Connection) -> int:
+            status = await con.execute(
+                "UPDATE quota_leases SET expires_at = $1"
+                " WHERE id = ANY($2::BIGINT[]) AND settled_at IS NULL",
+                expires_at,
+                list(lease_ids),
+            )
+            return changed_rows(status)
+
+        return await self._write(run)
+
+    async def quota_used(self, user_id: int, *, day: Window, month: Window) -> tuple[int, int]:
+        row = await self._one(_USED, user_id, day.start, day.end, month.start, month.end)
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def quota_reap(self, *, now: float) -> None:
+        async def run(con: Connection) -> None:
+            await con.execute(
+                "DELETE FROM quota_leases WHERE admitted_at < $1"
+                " AND (settled_at IS NOT NULL OR expires_at < $2)",
+                now - RPM_WINDOW,
+                now,
+            )
+            for table in ("quota_usage", "quota_windows"):
+                await con.execute(f"DELETE FROM {table} WHERE window_end < $1", now - 86400)
+
+        await self._write(run)
