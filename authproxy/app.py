@@ -20,6 +20,7 @@ from authproxy.limits.quota_local import LocalQuotaBook
 from authproxy.limits.quota_shared import SharedQuotaBook
 from authproxy.limits.throttle import AuthThrottle
 from authproxy.login.setup import browser_ctx
+from authproxy.metrics.database import DatabaseCollector, DatabaseState
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.accounting import UsageWriter
 from authproxy.proxy.forward import Forwarder
@@ -106,12 +107,34 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
 
 
+def _database_state(app: web.Application) -> DatabaseState:
+    writer, quotas = app[K.USAGE], app[K.QUOTAS]
+    shared = quotas if isinstance(quotas, SharedQuotaBook) else None
+    return DatabaseState(
+        up=app[K.WATCH].healthy,
+        usage_queued=writer.pending,
+        usage_dropped=writer.dropped,
+        settles_queued=shared.queued_settles if shared else 0,
+        settles_dropped=shared.dropped_settles if shared else 0,
+        decided_alone=shared.decided_alone if shared else 0,
+    )
+
+
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = UsageWriter(store=app[K.STORE], take_last_used=app[K.KEY_INDEX].take_last_used)
+    writer = UsageWriter(
+        store=app[K.STORE],
+        take_last_used=app[K.KEY_INDEX].take_last_used,
+        drain_within=app[K.CONFIG].shutdown_grace,
+    )
     app[K.USAGE] = writer
+    collector = DatabaseCollector(lambda: _database_state(app))
+    app[K.METRICS].registry.register(collector)
     app[K.AUTH_THROTTLE] = AuthThrottle(settings=app[K.CONFIG].auth_throttle, audit=writer)
-    async with writer.running():
-        yield
+    try:
+        async with writer.running():
+            yield
+    finally:
+        app[K.METRICS].registry.unregister(collector)
 
 
 def build_app(config: Config) -> web.Application:

@@ -114,6 +114,7 @@ class SharedQuotaBook:
         return time.monotonic() < self._down_until
 
     async def used(self, user_id: int) -> tuple[int, int]:
+        await self._settles_written(user_id)  # what this replica's requests used, included
         if not self.away:
             day, month = self._windows.at(now())
             try:
