@@ -42,7 +42,18 @@ COMMAND_TIMEOUT = 60.0
 MIGRATION_LOCK = 0x6175_7468_7072_6F78  # "authprox": the advisory lock key of migrations
 
 # What a database that is down, unreachable or refusing us raises; wrapped in StoreError.
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection cut in the middle of a query
+    OSError,
+    TimeoutError,
+)
+# ... and of those, what says the connections may be broken: the pool makes new ones.
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+)
 
 
 def redact(url: str) -> str:
@@ -81,7 +92,7 @@ class PostgresCore:
         try:
             pool = await asyncpg.create_pool(
                 url,
-                min_size=1,
+                min_size=0,  # no background reconnects (and their tracebacks) while it is down
                 max_size=POOL_SIZE,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
@@ -126,24 +137,31 @@ class PostgresCore:
 
         await self._write(run)
 
+    async def _failed(self, exc: BaseException) -> StoreError:
+        """The StoreError for a driver error; the pool's connections are replaced if the
+        error says they may be broken (the server restarted, a connection was cut)."""
+        if not isinstance(exc, asyncpg.PostgresError) or isinstance(exc, _CONNECTION_ERRORS):
+            await self._pool.expire_connections()
+        return StoreError(f"database {self.where}: {_reason(exc)}")
+
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         try:
             async with self._pool.acquire() as con, con.transaction():
                 return await fn(con)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
         try:
             return await self._pool.fetchrow(sql, *args)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def _all(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(sql, *args)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def claim_meta(self, name: str, value: int) -> int:
         """Store ``value`` under ``name`` unless a value is there; return the stored one."""

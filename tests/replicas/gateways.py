@@ -29,16 +29,20 @@ from functional.helpers import (
     write_config,
 )
 from functional.serve_process import Serving, serving
+from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy.config.schema import Config
 from authproxy.store.records import UsageRow
 
 __all__ = [
+    "Answer",
     "Cluster",
     "Gateway",
+    "ask",
     "chat",
     "create_key_on_account_page",
     "gateways",
+    "metrics",
     "status_of",
     "usage_ids",
 ]
@@ -116,6 +120,15 @@ async def gateways(
             running = await stack.enter_async_context(serving(argv, cwd=host, env=env))
             started.append(Gateway(running, path, env))
         yield Cluster(started, config, accounts, config.store_location)
+        for gw in started:  # whatever happened to the database, nothing blew up
+            assert "Traceback" not in gw.log, gw.log[-4000:]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]  # the JSON body ({} for a stream)
+    request_id: str
 
 
 async def chat(
@@ -123,12 +136,30 @@ async def chat(
 ) -> tuple[int, dict[str, Any]]:
     """One ``chat_body`` completion (streamed: read to the end); the status and the JSON body,
     if any."""
+    answer = await ask(session, gw, key, **body)
+    return answer.status, answer.body
+
+
+async def ask(session: aiohttp.ClientSession, gw: Gateway, key: str, **body: Any) -> Answer:
+    """``chat``, with the request id the gateway gave it."""
     async with session.post(gw.url(CHAT), json=chat_body(**body), headers=bearer(key)) as r:
         data = await r.read()
-        if r.content_type == "application/json":
-            return r.status, await r.json()
+        payload = await r.json() if r.content_type == "application/json" else {}
         assert data or r.status != 200
-        return r.status, {}
+        return Answer(r.status, payload, r.headers["X-Request-Id"])
+
+
+async def metrics(session: aiohttp.ClientSession, gw: Gateway) -> dict[str, float]:
+    """The gateway's unlabelled series (``/metrics`` from loopback needs no key)."""
+    async with session.get(gw.url("/metrics")) as r:
+        assert r.status == 200
+        text = await r.text()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
 
 
 async def status_of(session: aiohttp.ClientSession, url: str, key: str) -> int:
