@@ -38,8 +38,12 @@ __all__ = ["build_app"]
 def _quota_book(config: Config, store: Store) -> QuotaBook:
     """Counters in the database when several gateway processes share it (PostgreSQL, or
     ``workers`` on one SQLite file); else in this process."""
-    if config.database is not None or config.workers > 1:
+    if config.database is not None:
         return SharedQuotaBook(store=store, roles=config.roles, settings=config.quotas)
+    if config.workers > 1:  # a file on this machine: waiting on it is never a network cut
+        return SharedQuotaBook(
+            store=store, roles=config.roles, settings=config.quotas, timeout=None
+        )
     return LocalQuotaBook(store=store, roles=config.roles, settings=config.quotas)
 
 

@@ -9,8 +9,8 @@ in the database (``QuotaLedgerStore``), so every replica enforces one quota, exa
 - **Leases**: this replica renews the leases of its requests in flight every third of
   ``quotas.lease_seconds`` (one statement for all of them); a crashed replica's leases stop
   counting after ``lease_seconds``. Stale rows are reaped every minute by every replica.
-- **The database away** (a call fails or takes longer than ``ADMIT_TIMEOUT``): fail open with
-  local counters. This replica decides alone with ``LocalQuotaBook``, which holds its own
+- **The database away** (a call fails, or a remote one takes longer than ``ADMIT_TIMEOUT``):
+  fail open with local counters. This replica decides alone with ``LocalQuotaBook``, which holds its own
   requests in flight and rate, on top of the tokens the database last reported; settles queue
   (bounded) and are written when it is back. So during an outage each replica enforces each
   limit on its own: N replicas may together admit up to N times a user's rate, concurrency
@@ -82,8 +82,18 @@ class SharedAdmission(Generic[R]):
 
 
 class SharedQuotaBook:
-    def __init__(self, *, store: LocalQuotaStore, roles: dict[str, Role], settings: Quotas) -> None:
+    def __init__(
+        self,
+        *,
+        store: LocalQuotaStore,
+        roles: dict[str, Role],
+        settings: Quotas,
+        timeout: float | None = ADMIT_TIMEOUT,
+    ) -> None:
+        """``timeout``: how long a call waits on the database before this replica decides
+        alone (None: as long as it takes: a file on this machine cannot be cut off)."""
         self._store = store
+        self._timeout = timeout
         self._settings = settings
         self._lease_seconds = settings.lease_seconds
         self._windows = Windows(timezone=settings.timezone)
@@ -118,7 +128,7 @@ class SharedQuotaBook:
         if not self.away:
             day, month = self._windows.at(now())
             try:
-                async with asyncio.timeout(ADMIT_TIMEOUT):
+                async with asyncio.timeout(self._timeout):
                     return await self._store.quota_used(user_id, day=day, month=month)
             except (StoreError, TimeoutError) as exc:
                 self._went_away(exc)
@@ -144,7 +154,7 @@ class SharedQuotaBook:
             lease_id=lease_id,
         )
         try:
-            async with asyncio.timeout(ADMIT_TIMEOUT):
+            async with asyncio.timeout(self._timeout):
                 answer = await self._store.quota_admit(ask)
         except (StoreError, TimeoutError) as exc:
             self._went_away(exc)
@@ -207,7 +217,7 @@ class SharedQuotaBook:
         if not self._queued_users[user_id] or self.away:
             return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(ADMIT_TIMEOUT):
+            async with asyncio.timeout(self._timeout):
                 while self._queued_users[user_id] and not self.away:
                     await self._flushed.wait()
 

@@ -2,15 +2,17 @@
 ``BEGIN IMMEDIATE`` transaction, so an admission is atomic across every process on the file
 (several workers of one gateway), with the rules of ``quota_rules.decide``.
 
-A mixin of ``SqliteStore`` (see ``sqlite_core``).
+A mixin of ``SqliteStore`` (see ``sqlite_core``). A file locked past the busy timeout (other
+processes writing for seconds) is a ``StoreError``, as a database that does not answer is.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -23,10 +25,13 @@ from authproxy.store.quota_records import (
     QuotaState,
     Window,
 )
+from authproxy.store.base import StoreError
 from authproxy.store.quota_rules import decide
 from authproxy.store.sqlite_core import SqliteCore
 
 __all__ = ["QuotaQueries"]
+
+T = TypeVar("T")
 
 _LIVE = "FROM quota_leases WHERE user_id = ? AND settled_at IS NULL AND expires_at > ?"
 _RECENT = "FROM quota_leases WHERE user_id = ? AND admitted_at > ?"
@@ -70,6 +75,12 @@ async def _used(db: aiosqlite.Connection, user_id: int, window: Window) -> int:
 
 
 class QuotaQueries(SqliteCore):
+    async def _ledger(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        try:
+            return await self._write(fn)
+        except sqlite3.OperationalError as exc:  # "database is locked"
+            raise StoreError(f"{self.path}: {exc}") from exc
+
     async def quota_begin(self, *, shared: bool, now: float) -> None:
         async def run(db: aiosqlite.Connection) -> None:
             since = await _one(db, "SELECT value FROM meta WHERE name = ?", (COUNTERS_SINCE,))
@@ -83,7 +94,7 @@ class QuotaQueries(SqliteCore):
                 return
             await db.execute("UPDATE meta SET value = ? WHERE name = ?", (value, COUNTERS_SINCE))
 
-        await self._write(run)
+        await self._ledger(run)
 
     async def quota_admit(self, ask: QuotaAsk) -> QuotaAnswer:
         async def run(db: aiosqlite.Connection) -> QuotaAnswer:
@@ -123,7 +134,7 @@ class QuotaQueries(SqliteCore):
                 )
             return answer
 
-        return await self._write(run)
+        return await self._ledger(run)
 
     async def quota_settle(self, settles: Sequence[QuotaSettle]) -> None:
         if not settles:
@@ -149,7 +160,7 @@ class QuotaQueries(SqliteCore):
                     for window in (s.month, s.day):
                         await db.execute(_CHARGE, (s.user_id, window.start, window.end, s.tokens))
 
-        await self._write(run)
+        await self._ledger(run)
 
     async def quota_renew(self, lease_ids: Sequence[int], *, expires_at: float) -> int:
         if not lease_ids:
@@ -163,7 +174,7 @@ class QuotaQueries(SqliteCore):
             )
             return int(renewed.rowcount)
 
-        return await self._write(run)
+        return await self._ledger(run)
 
     async def quota_used(self, user_id: int, *, day: Window, month: Window) -> tuple[int, int]:
         async def run(db: aiosqlite.Connection) -> tuple[int, int]:
@@ -171,7 +182,7 @@ class QuotaQueries(SqliteCore):
             await _window(db, month)
             return await _used(db, user_id, day), await _used(db, user_id, month)
 
-        return await self._write(run)
+        return await self._ledger(run)
 
     async def quota_reap(self, *, now: float) -> None:
         async def run(db: aiosqlite.Connection) -> None:
@@ -183,4 +194,4 @@ class QuotaQueries(SqliteCore):
             for table in ("quota_usage", "quota_windows"):
                 await db.execute(f"DELETE FROM {table} WHERE window_end < ?", (now - 86400,))
 
-        await self._write(run)
+        await self._ledger(run)

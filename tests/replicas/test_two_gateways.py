@@ -76,17 +76,19 @@ async def test_forty_requests_across_both_fit_the_quota_exactly(
     """Room for ten requests and a bit: ten get their full limit, the eleventh what is left
     (clamped), the other 29 are refused, whichever gateway they reached; the tokens charged
     end within the quota, as with one gateway."""
-    body = chat_body(max_tokens=5)
+    slow = {
+        "fake": {"fault": "slow_headers", "delay": 1.5}
+    }  # none ends (handing back the rest of its
+    body = chat_body(max_tokens=5, **slow)  # reservation) before all were admitted
     prompt = estimate_prompt_tokens(body)
     room = 10 * (prompt + 5) + prompt + 2
-    engine.token_delay = 0.3  # none ends (and hands back the rest of its reservation) too soon
     async with gateways(
         tmp_path, engine.base_url, database=pg_database, roles=_user_role(tokens_per_day=room)
     ) as cluster:
         key = cluster.accounts.user_key
         replicas = itertools.cycle(cluster.gateways)
         results = await asyncio.gather(
-            *(chat(session, next(replicas), key, max_tokens=5) for _ in range(40))
+            *(chat(session, next(replicas), key, max_tokens=5, **slow) for _ in range(40))
         )
         statuses = [status for status, _ in results]
         assert statuses.count(200) == 11, statuses
