@@ -6,7 +6,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["children", "owner_of_connection"]
+__all__ = ["alive", "children", "owner_of_connection"]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still holds its files (not exited; a zombie holds none)."""
+    try:
+        return any(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
 
 
 def children(pid: int) -> list[int]:

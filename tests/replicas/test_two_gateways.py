@@ -10,6 +10,7 @@ import itertools
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from fakes.engine import FakeEngine
@@ -76,10 +77,9 @@ async def test_forty_requests_across_both_fit_the_quota_exactly(
     """Room for ten requests and a bit: ten get their full limit, the eleventh what is left
     (clamped), the other 29 are refused, whichever gateway they reached; the tokens charged
     end within the quota, as with one gateway."""
-    slow = {
-        "fake": {"fault": "slow_headers", "delay": 1.5}
-    }  # none ends (handing back the rest of its
-    body = chat_body(max_tokens=5, **slow)  # reservation) before all were admitted
+    # None ends (handing back the rest of its reservation) before all were admitted.
+    slow: dict[str, Any] = {"fake": {"fault": "slow_headers", "delay": 1.5}}
+    body = chat_body(max_tokens=5, **slow)
     prompt = estimate_prompt_tokens(body)
     room = 10 * (prompt + 5) + prompt + 2
     async with gateways(

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,7 +22,7 @@ from functional.wire import parse_sse
 from authproxy.proxy.request_body import estimate_prompt_tokens
 
 from .gateways import Gateway, chat, gateways, usage_ids
-from .procnet import children, owner_of_connection
+from .procnet import alive, children, owner_of_connection
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,10 +58,9 @@ async def test_two_workers_share_one_port_and_one_quota_exactly(
     database: str | None,
     session: aiohttp.ClientSession,
 ) -> None:
-    slow = {
-        "fake": {"fault": "slow_headers", "delay": 1.5}
-    }  # none ends (handing back the rest of its
-    body = chat_body(max_tokens=5, **slow)  # reservation) before all were admitted
+    # None ends (handing back the rest of its reservation) before all were admitted.
+    slow: dict[str, Any] = {"fake": {"fault": "slow_headers", "delay": 1.5}}
+    body = chat_body(max_tokens=5, **slow)
     reservation = estimate_prompt_tokens(body) + 5
     async with gateways(
         tmp_path, engine.base_url, database=database, count=1, workers=2,
@@ -130,6 +130,11 @@ async def test_a_killed_worker_is_started_again(
         victim, survivor = children(gw.proc.pid)
         os.kill(victim, signal.SIGKILL)
         loop = asyncio.get_running_loop()
+        # Connections the kernel had queued on its socket die with it; later ones do not.
+        for _ in range(1000):
+            if not alive(victim):
+                break
+            await asyncio.sleep(0.01)
         deadline = loop.time() + 30
         served = 0
         connector = aiohttp.TCPConnector(force_close=True)
