@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["alive", "children", "owner_of_connection"]
+__all__ = ["children", "listeners", "owner_of_connection"]
+
+LISTEN = "0A"  # the state column of a listening socket in /proc/net/tcp
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` still holds its files (not exited; a zombie holds none)."""
-    try:
-        return any(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False
+def listeners(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per live worker)."""
+    local = f"0100007F:{_hex(port)}"
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for f in rows if f[1] == local and f[3] == LISTEN)
 
 
 def children(pid: int) -> list[int]:
