@@ -12,15 +12,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakes.engine import FakeEngine
+from functional.helpers import MODELS
 from pg.cluster import PostgresCluster
 
 from authproxy.clock import now
 from authproxy.limits.quota import Windows
 from authproxy.store import open_store
 
-from .gateways import Cluster, Gateway, ask, gateways, metrics, usage_ids
+from .gateways import Cluster, Gateway, ask, gateways, metrics, status_of, usage_ids
 
 FOREVER = 10**9
+UNKNOWN_KEY = "sk-" + "u" * 43
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,11 @@ async def test_quotas_fail_open_with_each_gateways_own_counters(
             second_says = [(await ask(session, second, key, max_tokens=1)).status for _ in range(4)]
             assert first_says == [200, 200, 429]
             assert second_says == [200, 200, 200, 429]
+            # A key nobody knows is refused at once, as always: not a 500, not a wait.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            assert await status_of(session, second.url(MODELS), UNKNOWN_KEY) == 401
+            assert loop.time() - started < 1.5
         finally:
             await asyncio.to_thread(cluster_of_our_own.resume)
 
