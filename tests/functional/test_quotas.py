@@ -190,3 +190,23 @@ async def test_repeated_auth_failures_block_the_address(
         await asyncio.sleep(1.6)
         async with session.get(gw.url("/v1/models"), headers=bearer(gw.accounts.user_key)) as r:
             assert r.status == 200
+
+
+async def test_a_limit_of_zero_refuses_every_request(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
+) -> None:
+    """`users quota NAME --rpm 0` (or `--concurrent 0`): refused with an honest wait, not a 500."""
+    async with running_gateway(tmp_path, engine.base_url, **book) as gw:
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", requests_per_minute=0)
+        await gw.app[K.WATCH].check()
+        status, payload, headers = await _post(session, gw, chat_body(max_tokens=1))
+        assert (status, payload["error"]["code"]) == (429, "rate_limit_exceeded")
+        assert headers["Retry-After"] == "60"
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", requests_per_minute=None, max_concurrent=0)
+        await gw.app[K.WATCH].check()
+        status, payload, headers = await _post(session, gw, chat_body(max_tokens=1))
+        assert (status, headers["Retry-After"]) == (429, "1")
+        assert "at most 0 concurrent requests" in payload["error"]["message"]
+        assert not [r for r in engine.requests if r.path == CHAT]
