@@ -70,7 +70,11 @@ _ADMIT = f"""CREATE FUNCTION authproxy_quota_admit(
         PERFORM pg_advisory_xact_lock({QUOTA_LOCK} + p_user);
         PERFORM authproxy_quota_window(p_day_start, p_day_end);
         PERFORM authproxy_quota_window(p_month_start, p_month_end);
-        SELECT (SELECT count(*) {_RECENT}), (SELECT count(*) {_LIVE}),
+        -- The rate is counted only against a limit, and no further than it: an admission
+        -- reads at most the user's rpm limit of index entries, whatever their real rate.
+        SELECT CASE WHEN p_rpm IS NULL THEN 0 ELSE
+                (SELECT count(*) FROM (SELECT 1 {_RECENT} LIMIT GREATEST(p_rpm, 0)) r) END,
+            (SELECT count(*) {_LIVE}),
             (SELECT COALESCE(sum(q.reserved), 0) {_LIVE}),
             {_used("p_day_start", "p_day_end")}, {_used("p_month_start", "p_month_end")}
             INTO recent, live, held, used_day, used_month;

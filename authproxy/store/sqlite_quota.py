@@ -105,9 +105,13 @@ class QuotaQueries(SqliteCore):
                 await db.execute(f"SELECT COUNT(*), SUM(reserved) {_LIVE}", (user, now))
             ).fetchone()
             assert live is not None
-            recent = await _one(db, f"SELECT COUNT(*) {_RECENT}", (user, now - RPM_WINDOW))
-            rpm_wait = 0.0
-            rpm = ask.requests_per_minute
+            rpm, recent, rpm_wait = ask.requests_per_minute, 0, 0.0
+            if rpm is not None:  # counted only against a limit, and no further than it
+                recent = await _one(
+                    db,
+                    f"SELECT COUNT(*) FROM (SELECT 1 {_RECENT} LIMIT ?)",
+                    (user, now - RPM_WINDOW, max(rpm, 0)),
+                )
             if rpm is not None and recent >= rpm:
                 rpm_wait = RPM_WINDOW
                 if rpm > 0:
