@@ -67,6 +67,9 @@ _ADMIT = f"""CREATE FUNCTION authproxy_quota_admit(
         tightest TEXT := 'day';
         tightest_end DOUBLE PRECISION := p_day_end;
     BEGIN
+        -- A lease is soft state (lost in a crash, it would lapse anyway): the request does
+        -- not wait for it to reach the disk.
+        PERFORM set_config('synchronous_commit', 'off', true);
         PERFORM pg_advisory_xact_lock({QUOTA_LOCK} + p_user);
         PERFORM authproxy_quota_window(p_day_start, p_day_end);
         PERFORM authproxy_quota_window(p_month_start, p_month_end);
