@@ -10,11 +10,11 @@ in the database (``QuotaLedgerStore``), so every replica enforces one quota, exa
   ``quotas.lease_seconds`` (one statement for all of them); a crashed replica's leases stop
   counting after ``lease_seconds``. Stale rows are reaped every minute by every replica.
 - **The database away** (a call fails, or a remote one takes longer than ``ADMIT_TIMEOUT``):
-  fail open with local counters. This replica decides alone with ``LocalQuotaBook``, which holds its own
-  requests in flight and rate, on top of the tokens the database last reported; settles queue
-  (bounded) and are written when it is back. So during an outage each replica enforces each
-  limit on its own: N replicas may together admit up to N times a user's rate, concurrency
-  and remaining tokens. It tries the database again after ``RETRY_DOWN`` seconds.
+  fail open with local counters. This replica decides alone with ``LocalQuotaBook``, which
+  holds its own requests in flight and rate, on top of the tokens the database last reported;
+  settles queue (bounded) and are written when it is back. So during an outage each replica
+  enforces each limit on its own: N replicas may together admit up to N times a user's rate,
+  concurrency and remaining tokens. It tries the database again after ``RETRY_DOWN`` seconds.
 """
 
 from __future__ import annotations

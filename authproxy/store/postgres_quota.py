@@ -2,6 +2,12 @@
 call of ``authproxy_quota_admit`` (one round trip; ``migrations_quota_pg.py``), a batch of
 settles one statement.
 
+Leases, their renewals and settles commit without waiting for the disk (``synchronous_commit``
+off for those transactions alone): nothing waits on an fsync per request. A crash of the
+server (not a restart) may lose the last fraction of a second of them: a lost lease lapses
+anyway, a lost settle leaves its tokens out of the counters (the usage rows, written durably,
+still have them).
+
 A mixin of ``PostgresStore`` (see ``postgres_core``).
 """
 
@@ -17,6 +23,7 @@ from authproxy.store.quota_records import RPM_WINDOW, QuotaAnswer, QuotaAsk, Quo
 __all__ = ["QuotaQueries"]
 
 _ADMIT = f"SELECT * FROM authproxy_quota_admit({marks(16)})"
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _USED = f"SELECT * FROM authproxy_quota_used({marks(5)})"
 
 # Release each lease (or, for one that was forgotten or never written, write it settled) and
@@ -102,6 +109,7 @@ class QuotaQueries(PostgresCore):
                 column.append(value)
 
         async def run(con: Connection) -> None:
+            await con.execute(_ASYNC_COMMIT)
             await con.execute(_SETTLE, *columns)
 
         await self._write(run)
@@ -111,6 +119,7 @@ class QuotaQueries(PostgresCore):
             return 0
 
         async def run(con: Connection) -> int:
+            await con.execute(_ASYNC_COMMIT)
             status = await con.execute(
                 "UPDATE quota_leases SET expires_at = $1"
                 " WHERE id = ANY($2::BIGINT[]) AND settled_at IS NULL",
