@@ -135,6 +135,44 @@ _USED = f"""CREATE FUNCTION authproxy_quota_used(p_user BIGINT, {_ENDS},
     END
     $$"""
 
+
+# Release each lease (or, for one that was forgotten or never written, write it settled) and
+# charge the tokens of those that were not settled before; counters are taken in one order
+# (window, user) by every writer, so concurrent batches never deadlock. Like the admission it
+# does not wait for the disk (postgres_quota.py says what a crash of the server may lose).
+_SETTLE = """CREATE FUNCTION authproxy_quota_settle(p_leases BIGINT[], p_users BIGINT[],
+    p_admitted DOUBLE PRECISION[], p_tokens BIGINT[], p_ended DOUBLE PRECISION[],
+    p_ds DOUBLE PRECISION[], p_de DOUBLE PRECISION[], p_ms DOUBLE PRECISION[],
+    p_me DOUBLE PRECISION[]) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        WITH s AS (
+            SELECT DISTINCT ON (lease) * FROM unnest(p_leases, p_users, p_admitted,
+                p_tokens, p_ended, p_ds, p_de, p_ms, p_me)
+                AS s(lease, user_id, admitted, tokens, ended, ds, de, ms, me)
+        ), released AS (
+            UPDATE quota_leases q SET settled_at = s.ended, reserved = 0 FROM s
+            WHERE q.id = s.lease AND q.settled_at IS NULL RETURNING q.id
+        ), written AS (
+            INSERT INTO quota_leases
+                (id, user_id, admitted_at, expires_at, reserved, settled_at)
+            SELECT s.lease, s.user_id, s.admitted, s.ended, 0, s.ended FROM s
+            WHERE NOT EXISTS (SELECT 1 FROM quota_leases q WHERE q.id = s.lease)
+            ON CONFLICT (id) DO NOTHING RETURNING id
+        ), charged AS (
+            SELECT s.* FROM s WHERE s.tokens > 0
+                AND s.lease IN (SELECT id FROM released UNION ALL SELECT id FROM written)
+        )
+        INSERT INTO quota_usage (user_id, window_start, window_end, used)
+        SELECT user_id, ws, we, SUM(tokens) FROM (
+            SELECT user_id, ds AS ws, de AS we, tokens FROM charged
+            UNION ALL SELECT user_id, ms, me, tokens FROM charged
+        ) c GROUP BY ws, we, user_id ORDER BY ws, we, user_id
+        ON CONFLICT (user_id, window_start, window_end)
+        DO UPDATE SET used = quota_usage.used + excluded.used;
+    END
+    $$"""
+
 QUOTA_MIGRATION: list[str] = [
     """CREATE TABLE quota_leases (
         id BIGINT PRIMARY KEY,
@@ -162,4 +200,5 @@ QUOTA_MIGRATION: list[str] = [
     _WINDOW,
     _ADMIT,
     _USED,
+    _SETTLE,
 ]

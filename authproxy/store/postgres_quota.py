@@ -26,36 +26,11 @@ _ADMIT = f"SELECT * FROM authproxy_quota_admit({marks(16)})"
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _USED = f"SELECT * FROM authproxy_quota_used({marks(5)})"
 
-# Release each lease (or, for one that was forgotten or never written, write it settled) and
-# charge the tokens of those that were not settled before; counters are taken in one order
-# (window, user) by every writer, so concurrent batches never deadlock.
-_SETTLE = """
-WITH s AS (
-    SELECT DISTINCT ON (lease) * FROM unnest($1::BIGINT[], $2::BIGINT[],
-        $3::DOUBLE PRECISION[], $4::BIGINT[], $5::DOUBLE PRECISION[],
-        $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[],
-        $8::DOUBLE PRECISION[], $9::DOUBLE PRECISION[])
-        AS s(lease, user_id, admitted, tokens, ended, ds, de, ms, me)
-), released AS (
-    UPDATE quota_leases q SET settled_at = s.ended, reserved = 0 FROM s
-    WHERE q.id = s.lease AND q.settled_at IS NULL RETURNING q.id
-), written AS (
-    INSERT INTO quota_leases (id, user_id, admitted_at, expires_at, reserved, settled_at)
-    SELECT s.lease, s.user_id, s.admitted, s.ended, 0, s.ended FROM s
-    WHERE NOT EXISTS (SELECT 1 FROM quota_leases q WHERE q.id = s.lease)
-    ON CONFLICT (id) DO NOTHING RETURNING id
-), charged AS (
-    SELECT s.* FROM s WHERE s.tokens > 0
-        AND s.lease IN (SELECT id FROM released UNION ALL SELECT id FROM written)
+_SETTLE = (
+    "SELECT authproxy_quota_settle($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[],"
+    " $4::BIGINT[], $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[],"
+    " $8::DOUBLE PRECISION[], $9::DOUBLE PRECISION[])"
 )
-INSERT INTO quota_usage (user_id, window_start, window_end, used)
-SELECT user_id, ws, we, SUM(tokens) FROM (
-    SELECT user_id, ds AS ws, de AS we, tokens FROM charged
-    UNION ALL SELECT user_id, ms, me, tokens FROM charged
-) c GROUP BY ws, we, user_id ORDER BY ws, we, user_id
-ON CONFLICT (user_id, window_start, window_end)
-DO UPDATE SET used = quota_usage.used + excluded.used
-"""
 
 
 class QuotaQueries(PostgresCore):
@@ -108,11 +83,7 @@ class QuotaQueries(PostgresCore):
             ):  # fmt: skip
                 column.append(value)
 
-        async def run(con: Connection) -> None:
-            await con.execute(_ASYNC_COMMIT)
-            await con.execute(_SETTLE, *columns)
-
-        await self._write(run)
+        await self._one(_SETTLE, *columns)
 
     async def quota_renew(self, lease_ids: Sequence[int], *, expires_at: float) -> int:
         if not lease_ids:

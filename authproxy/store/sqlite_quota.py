@@ -184,6 +184,7 @@ class QuotaQueries(SqliteCore):
         if self._ledger_db is None:
             db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA synchronous = NORMAL")  # as the store's own connection (WAL)
             self._ledger_db = db
         return self._ledger_db
 
