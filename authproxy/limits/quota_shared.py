@@ -4,8 +4,9 @@ in the database (``QuotaLedgerStore``), so every replica enforces one quota, exa
 - **Admit**: one round trip (``quota_admit``: the rules and the lease in one atomic step), made
   only for a user who has a limit; a user without any is admitted with no wait.
 - **Settle**: after the request, off its path. Settles queue and go in batches (one statement
-  each); an admission of a user with settles still queued first waits for them, so this
-  replica never refuses a request for a slot its own finished request still held.
+  each); an admission of a user with settles still queued takes them along and writes them
+  first, in its one round trip, so this replica never refuses a request for a slot its own
+  finished request still held, and never waits for that settle either.
 - **Leases**: this replica renews the leases of its requests in flight every third of
   ``quotas.lease_seconds`` (one statement for all of them); a crashed replica's leases stop
   counting after ``lease_seconds``. Stale rows are reaped every minute by every replica.
@@ -23,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic
@@ -33,16 +33,16 @@ from authproxy.clock import now
 from authproxy.config.schema import Quotas, Role
 from authproxy.limits.quota import Limits, R, Windows, ask_for, new_lease_id, refusal
 from authproxy.limits.quota_local import LocalAdmission, LocalQuotaBook, LocalQuotaStore
+from authproxy.limits.settle_queue import SettleQueue
 from authproxy.store.base import StoreError
 from authproxy.store.quota_records import QuotaSettle
 
-__all__ = ["ADMIT_TIMEOUT", "MAX_QUEUED_SETTLES", "SharedAdmission", "SharedQuotaBook"]
+__all__ = ["ADMIT_TIMEOUT", "SharedAdmission", "SharedQuotaBook"]
 
 log = logging.getLogger(__name__)
 
 ADMIT_TIMEOUT = 1.0  # seconds an admission waits on the database before deciding alone
 RETRY_DOWN = 1.0  # seconds decided alone before asking the database again
-MAX_QUEUED_SETTLES = 100_000  # settles kept while the database is away; older ones are dropped
 REAP_EVERY = 60.0
 
 
@@ -99,13 +99,9 @@ class SharedQuotaBook:
         self._windows = Windows(timezone=settings.timezone)
         self._local = LocalQuotaBook(store=store, roles=roles, settings=settings)
         self._in_flight: dict[int, SharedAdmission[Any]] = {}  # by lease id
-        self._queued: list[QuotaSettle] = []
-        self._queued_users: Counter[int] = Counter()
-        self._wake = asyncio.Event()
-        self._flushed = asyncio.Event()
+        self._settles = SettleQueue()
         self._down_until = 0.0  # time.monotonic() until which admissions are decided here
         self.decided_alone = 0  # admissions decided without the database (a metric)
-        self.dropped_settles = 0
 
     # -- what the request path and the account page use -------------------------------------
 
@@ -117,14 +113,18 @@ class SharedQuotaBook:
 
     @property
     def queued_settles(self) -> int:
-        return len(self._queued)
+        return len(self._settles)
+
+    @property
+    def dropped_settles(self) -> int:
+        return self._settles.dropped
 
     @property
     def away(self) -> bool:
         return time.monotonic() < self._down_until
 
     async def used(self, user_id: int) -> tuple[int, int]:
-        await self._settles_written(user_id)  # what this replica's requests used, included
+        await self._written(user_id, queued_too=True)  # with what this replica's requests used
         if not self.away:
             day, month = self._windows.at(now())
             try:
@@ -140,9 +140,10 @@ class SharedQuotaBook:
         lease_id = new_lease_id()
         if not limits.any:  # nothing to check: no round trip, only charged when settled
             return self._admitted(self._local.track(user, 0, prepared), lease_id, t)
-        await self._settles_written(user)
+        await self._written(user, queued_too=False)  # a batch under way: it is written first
         if self.away:
             return self._alone(principal, prepared, lease_id, t)
+        carried = self._settles.take(user)  # written first, in the same round trip
         ask = ask_for(
             user_id=user,
             limits=limits,
@@ -155,8 +156,9 @@ class SharedQuotaBook:
         )
         try:
             async with asyncio.timeout(self._timeout):
-                answer = await self._store.quota_admit(ask)
+                answer = await self._store.quota_admit(ask, carried)
         except (StoreError, TimeoutError) as exc:
+            self._settles.put(*carried)
             self._went_away(exc)
             # The lease may have been written before the answer was lost: the same id, so
             # that its settle counts the request once either way.
@@ -198,56 +200,41 @@ class SharedQuotaBook:
             )
         )
 
-    def _queue(self, *settles: QuotaSettle) -> None:
-        self._queued.extend(settles)
-        self._queued_users.update(s.user_id for s in settles)
-        if len(self._queued) > MAX_QUEUED_SETTLES:
-            dropped = self._queued[: len(self._queued) - MAX_QUEUED_SETTLES]
-            del self._queued[: len(dropped)]
-            self._queued_users.subtract(s.user_id for s in dropped)
-            if not self.dropped_settles:
-                log.error(
-                    "more than %d quota settles queued: dropping the oldest", MAX_QUEUED_SETTLES
-                )
-            self.dropped_settles += len(dropped)
-        self._wake.set()
+    def _queue(self, settle: QuotaSettle) -> None:
+        self._settles.put(settle)
 
-    async def _settles_written(self, user_id: int) -> None:
+    async def _written(self, user_id: int, *, queued_too: bool) -> None:
         """Wait (briefly) until this replica's finished requests of ``user_id`` are settled."""
-        if not self._queued_users[user_id] or self.away:
+        if self.away or not self._settles.waiting(user_id):
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._timeout):
-                while self._queued_users[user_id] and not self.away:
-                    await self._flushed.wait()
+                await self._settles.until_written(user_id, queued_too=queued_too)
 
     async def _flush(self) -> bool:
         """Write what is queued; False if there was nothing. On failure it stays queued."""
-        batch, self._queued = self._queued, []
+        batch = self._settles.take_all()
         if not batch:
             return False
         try:
             await self._store.quota_settle(batch)
         except BaseException:
-            self._queued[:0] = batch
+            self._settles.written(batch, ok=False)
             raise
-        self._queued_users.subtract(s.user_id for s in batch)
-        self._queued_users += Counter()  # drop the zeros
-        self._flushed.set()
-        self._flushed = asyncio.Event()
+        self._settles.written(batch, ok=True)
         return True
 
     async def _settler(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await self._settles.wake.wait()
+            self._settles.wake.clear()
             try:
                 if await self._flush():
                     self._down_until = 0.0  # it answers again
             except StoreError as exc:
                 self._went_away(exc)
                 await asyncio.sleep(RETRY_DOWN)
-                self._wake.set()
+                self._settles.wake.set()
 
     def _went_away(self, exc: BaseException) -> None:
         if not self.away:
@@ -291,11 +278,11 @@ class SharedQuotaBook:
 
     async def _last_flush(self, within: float = 5.0) -> None:
         deadline = time.monotonic() + within
-        while self._queued:
+        while len(self._settles):
             try:
                 await self._flush()
             except StoreError as exc:
                 if time.monotonic() > deadline:
-                    log.error("quotas: %d settles not written (%s)", len(self._queued), exc)
+                    log.error("quotas: %d settles not written (%s)", len(self._settles), exc)
                     return
                 await asyncio.sleep(0.2)

@@ -55,7 +55,7 @@ _WINDOW = f"""CREATE FUNCTION authproxy_quota_window(p_start DOUBLE PRECISION,
 _ADMIT = f"""CREATE FUNCTION authproxy_quota_admit(
     p_lease BIGINT, p_user BIGINT, p_now DOUBLE PRECISION, p_expires DOUBLE PRECISION,
     p_rpm BIGINT, p_concurrent BIGINT, p_per_day BIGINT, p_per_month BIGINT, {_ENDS},
-    p_prompt BIGINT, p_outputs BIGINT, p_limit BIGINT, p_clamp BOOLEAN,
+    p_prompt BIGINT, p_outputs BIGINT, p_limit BIGINT, p_clamp BOOLEAN, p_settles JSONB,
     OUT refused TEXT, OUT retry_after DOUBLE PRECISION, OUT granted BIGINT,
     OUT reservation BIGINT, OUT remaining BIGINT, OUT used_day BIGINT, OUT used_month BIGINT)
     LANGUAGE plpgsql AS $$
@@ -70,6 +70,9 @@ _ADMIT = f"""CREATE FUNCTION authproxy_quota_admit(
         -- A lease is soft state (lost in a crash, it would lapse anyway): the request does
         -- not wait for it to reach the disk.
         PERFORM set_config('synchronous_commit', 'off', true);
+        IF p_settles IS NOT NULL THEN  -- the caller's finished requests: released first
+            PERFORM authproxy_quota_settle(p_settles);
+        END IF;
         PERFORM pg_advisory_xact_lock({QUOTA_LOCK} + p_user);
         PERFORM authproxy_quota_window(p_day_start, p_day_end);
         PERFORM authproxy_quota_window(p_month_start, p_month_end);
@@ -140,16 +143,15 @@ _USED = f"""CREATE FUNCTION authproxy_quota_used(p_user BIGINT, {_ENDS},
 # charge the tokens of those that were not settled before; counters are taken in one order
 # (window, user) by every writer, so concurrent batches never deadlock. Like the admission it
 # does not wait for the disk (postgres_quota.py says what a crash of the server may lose).
-_SETTLE = """CREATE FUNCTION authproxy_quota_settle(p_leases BIGINT[], p_users BIGINT[],
-    p_admitted DOUBLE PRECISION[], p_tokens BIGINT[], p_ended DOUBLE PRECISION[],
-    p_ds DOUBLE PRECISION[], p_de DOUBLE PRECISION[], p_ms DOUBLE PRECISION[],
-    p_me DOUBLE PRECISION[]) RETURNS void LANGUAGE plpgsql AS $$
+_SETTLE = """CREATE FUNCTION authproxy_quota_settle(p_settles JSONB)
+    RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
         WITH s AS (
-            SELECT DISTINCT ON (lease) * FROM unnest(p_leases, p_users, p_admitted,
-                p_tokens, p_ended, p_ds, p_de, p_ms, p_me)
-                AS s(lease, user_id, admitted, tokens, ended, ds, de, ms, me)
+            SELECT DISTINCT ON (lease) * FROM jsonb_to_recordset(p_settles)
+                AS s(lease BIGINT, user_id BIGINT, admitted DOUBLE PRECISION, tokens BIGINT,
+                     ended DOUBLE PRECISION, ds DOUBLE PRECISION, de DOUBLE PRECISION,
+                     ms DOUBLE PRECISION, me DOUBLE PRECISION)
         ), released AS (
             UPDATE quota_leases q SET settled_at = s.ended, reserved = 0 FROM s
             WHERE q.id = s.lease AND q.settled_at IS NULL RETURNING q.id

@@ -13,6 +13,7 @@ A mixin of ``PostgresStore`` (see ``postgres_core``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -22,15 +23,25 @@ from authproxy.store.quota_records import RPM_WINDOW, QuotaAnswer, QuotaAsk, Quo
 
 __all__ = ["QuotaQueries"]
 
-_ADMIT = f"SELECT * FROM authproxy_quota_admit({marks(16)})"
+_ADMIT = f"SELECT * FROM authproxy_quota_admit({marks(17)})"
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _USED = f"SELECT * FROM authproxy_quota_used({marks(5)})"
 
-_SETTLE = (
-    "SELECT authproxy_quota_settle($1::BIGINT[], $2::BIGINT[], $3::DOUBLE PRECISION[],"
-    " $4::BIGINT[], $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[],"
-    " $8::DOUBLE PRECISION[], $9::DOUBLE PRECISION[])"
-)
+_SETTLE = "SELECT authproxy_quota_settle($1::JSONB)"
+
+
+def _settles_json(settles: Sequence[QuotaSettle]) -> str | None:
+    """The settles as ``authproxy_quota_settle`` reads them (None: none)."""
+    if not settles:
+        return None
+    return json.dumps(
+        [
+            {"lease": s.lease_id, "user_id": s.user_id, "admitted": s.admitted_at,
+             "tokens": s.tokens, "ended": s.now, "ds": s.day.start, "de": s.day.end,
+             "ms": s.month.start, "me": s.month.end}
+            for s in settles
+        ]
+    )  # fmt: skip
 
 
 class QuotaQueries(PostgresCore):
@@ -51,13 +62,13 @@ class QuotaQueries(PostgresCore):
 
         await self._write(run)
 
-    async def quota_admit(self, ask: QuotaAsk) -> QuotaAnswer:
+    async def quota_admit(self, ask: QuotaAsk, settles: Sequence[QuotaSettle] = ()) -> QuotaAnswer:
         row = await self._one(
             _ADMIT,
             ask.lease_id, ask.user_id, ask.now, ask.expires_at,
             ask.requests_per_minute, ask.max_concurrent, ask.tokens_per_day,
             ask.tokens_per_month, ask.day.start, ask.day.end, ask.month.start, ask.month.end,
-            ask.prompt, ask.outputs, ask.limit, ask.clamp,
+            ask.prompt, ask.outputs, ask.limit, ask.clamp, _settles_json(settles),
         )  # fmt: skip
         assert row is not None
         return QuotaAnswer(
@@ -71,19 +82,8 @@ class QuotaQueries(PostgresCore):
         )
 
     async def quota_settle(self, settles: Sequence[QuotaSettle]) -> None:
-        if not settles:
-            return
-        columns: list[list[object]] = [[] for _ in range(9)]
-        for s in settles:
-            for column, value in zip(
-                columns,
-                (s.lease_id, s.user_id, s.admitted_at, s.tokens, s.now,
-                 s.day.start, s.day.end, s.month.start, s.month.end),
-                strict=True,
-            ):  # fmt: skip
-                column.append(value)
-
-        await self._one(_SETTLE, *columns)
+        if settles:
+            await self._one(_SETTLE, _settles_json(settles))
 
     async def quota_renew(self, lease_ids: Sequence[int], *, expires_at: float) -> int:
         if not lease_ids:

@@ -91,7 +91,8 @@ def _begin(db: Db, shared: bool, now: float) -> None:
     db.execute("UPDATE meta SET value = ? WHERE name = ?", (value, COUNTERS_SINCE))
 
 
-def _admit(db: Db, ask: QuotaAsk) -> QuotaAnswer:
+def _admit(db: Db, ask: QuotaAsk, settles: Sequence[QuotaSettle]) -> QuotaAnswer:
+    _settle(db, settles)
     _window(db, ask.day)
     _window(db, ask.month)
     user, now = ask.user_id, ask.now
@@ -221,8 +222,8 @@ class QuotaQueries(SqliteCore):
     async def quota_begin(self, *, shared: bool, now: float) -> None:
         await self._ledger(_begin, shared, now)
 
-    async def quota_admit(self, ask: QuotaAsk) -> QuotaAnswer:
-        return await self._ledger(_admit, ask)
+    async def quota_admit(self, ask: QuotaAsk, settles: Sequence[QuotaSettle] = ()) -> QuotaAnswer:
+        return await self._ledger(_admit, ask, settles)
 
     async def quota_settle(self, settles: Sequence[QuotaSettle]) -> None:
         if settles:

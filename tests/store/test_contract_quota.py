@@ -269,13 +269,17 @@ async def test_random_traffic_gets_the_answers_of_the_rules(store: Store) -> Non
     def limit(low: int, high: int) -> int | None:
         return rng.choice([None, rng.randint(low, high)])
 
+    carried: list[QuotaSettle] = []  # settles that ride along with the next admission
     for _ in range(300):
         t += rng.choice([0.0, 0.5, 3.0, 17.0])
         if admitted and rng.random() < 0.4:
             done = admitted.pop(rng.randrange(len(admitted)))
             s = settle(done, rng.randint(0, 80), now=t)
-            await store.quota_settle([s])
-            model.settle(s)
+            if rng.random() < 0.5:
+                carried.append(s)
+            else:
+                await store.quota_settle([s])
+                model.settle(s)
             continue
         a = ask(
             rng.randint(1, 3), now=t, ttl=rng.choice([5.0, 60.0]),
@@ -284,10 +288,28 @@ async def test_random_traffic_gets_the_answers_of_the_rules(store: Store) -> Non
             prompt=rng.randint(1, 60), outputs=rng.randint(0, 3), limit=rng.randint(1, 90),
             clamp=rng.random() < 0.8,
         )  # fmt: skip
-        got, want = await store.quota_admit(a), model.admit(a)
+        along = [c for c in carried if c.user_id == a.user_id]
+        carried = [c for c in carried if c.user_id != a.user_id]
+        for c in along:
+            model.settle(c)
+        got, want = await store.quota_admit(a, along), model.admit(a)
         assert dataclasses.replace(got, retry_after=0.0) == dataclasses.replace(
             want, retry_after=0.0
         )
         assert abs(got.retry_after - want.retry_after) < 1e-6, (got, want)
         if got.refused is None:
             admitted.append(a)
+
+
+async def test_an_admission_settles_what_it_carries_first(store: Store) -> None:
+    await _begun(store)
+    first = ask(15, max_concurrent=1, tokens_per_day=200)
+    assert (await store.quota_admit(first)).refused is None
+    assert (await store.quota_admit(ask(15, max_concurrent=1))).refused == "concurrency"
+    # The first ended; its settle rides along with the next admission: one step, in order.
+    second = await store.quota_admit(
+        ask(15, max_concurrent=1, tokens_per_day=200), [settle(first, 70)]
+    )
+    assert (second.refused, second.used_day, second.remaining) == (None, 70, 130)
+    await store.quota_settle([settle(first, 70)])  # sent again: still counted once
+    assert await store.quota_used(15, day=DAY, month=MONTH) == (70, 70)
