@@ -38,8 +38,8 @@ class SettleQueue:
         for s in settles:
             self._by_user.setdefault(s.user_id, []).append(s)
         self._count += len(settles)
-        while self._count > self._limit:
-            user, waiting = next(iter(self._by_user.items()))
+        while self._count > self._limit:  # drop the one that ended first
+            user, waiting = min(self._by_user.items(), key=lambda item: item[1][0].now)
             waiting.pop(0)
             if not waiting:
                 del self._by_user[user]

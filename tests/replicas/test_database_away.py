@@ -14,9 +14,11 @@ import pytest
 from fakes.engine import FakeEngine
 from functional.helpers import MODELS
 from pg.cluster import PostgresCluster
+from support.factories import usage_row
 
 from authproxy.clock import now
 from authproxy.limits.quota import Windows
+from authproxy.proxy.accounting import UsageWriter
 from authproxy.store import open_store
 
 from .gateways import Cluster, Gateway, ask, gateways, metrics, status_of, usage_ids
@@ -147,6 +149,9 @@ async def test_quotas_fail_open_with_each_gateways_own_counters(
             second_says = [(await ask(session, second, key, max_tokens=1)).status for _ in range(4)]
             assert first_says == [200, 200, 429]
             assert second_says == [200, 200, 200, 429]
+            # Still live, but "not ready": why a load balancer should check /healthz.
+            assert await status_of(session, second.url("/healthz"), key) == 200
+            assert await status_of(session, second.url("/readyz"), key) == 503
             # A key nobody knows is refused at once, as always: not a 500, not a wait.
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -164,3 +169,25 @@ async def test_quotas_fail_open_with_each_gateways_own_counters(
         for gw in (first, second):
             answer = await ask(session, gw, key, max_tokens=1)
             assert answer.status == 429, answer
+
+
+async def test_the_usage_queue_is_bounded_and_counts_what_it_drops(
+    cluster_of_our_own: PostgresCluster,
+) -> None:
+    store = await open_store(cluster_of_our_own.create_database())
+    alice = await store.create_user(name="alice", role="user", email=None)
+    writer = UsageWriter(store=store, flush_interval=0.05, max_queued=3, drain_within=10)
+    try:
+        async with writer.running():
+            await asyncio.to_thread(cluster_of_our_own.pause)
+            try:
+                for i in range(5):
+                    writer.record(usage_row(ts=float(i), request_id=f"r{i}", user_id=alice.id))
+                await asyncio.sleep(0.3)  # the writer tries, and fails, meanwhile
+                assert (writer.pending, writer.dropped) == (3, 2)
+            finally:
+                await asyncio.to_thread(cluster_of_our_own.resume)
+        # Leaving drained the queue into the database once it was back.
+        assert [r.request_id for r in await store.usage_rows()] == ["r0", "r1", "r2"]
+    finally:
+        await store.close()

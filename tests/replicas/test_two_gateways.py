@@ -51,22 +51,25 @@ async def test_a_key_made_through_one_gateway_works_on_the_other(
         assert (await chat(session, first, key))[0] == 200
 
 
-async def test_a_revocation_reaches_both_gateways_within_a_second(
+async def test_a_revocation_and_a_disabled_user_reach_both_gateways_within_a_second(
     tmp_path: Path, engine: FakeEngine, pg_database: str, session: aiohttp.ClientSession
 ) -> None:
     async with gateways(tmp_path, engine.base_url, database=pg_database) as cluster:
-        key = cluster.accounts.user_key
-        for gw in cluster.gateways:
-            assert await status_of(session, gw.url(MODELS), key) == 200
-        revoked = await run_cli(
-            "--config", str(cluster.gateways[0].config_path),
-            "keys", "revoke", str(cluster.accounts.user_key_id),
-        )  # fmt: skip
-        assert revoked.returncode == 0, revoked.stderr
+        keys = (cluster.accounts.user_key, cluster.accounts.restricted_key)
         urls = [gw.url(MODELS) for gw in cluster.gateways]
+        for url in urls:
+            for key in keys:
+                assert await status_of(session, url, key) == 200
+        config = str(cluster.gateways[0].config_path)
+        for change in (
+            ("keys", "revoke", str(cluster.accounts.user_key_id)),
+            ("users", "disable", "rita"),
+        ):
+            done = await run_cli("--config", config, *change)
+            assert done.returncode == 0, done.stderr
         took = await asyncio.gather(
             *(poll_status(functools.partial(status_of, session, url, key), 401, WITHIN)
-              for url in urls)
+              for url in urls for key in keys)
         )  # fmt: skip
         assert all(seconds <= WITHIN for seconds, _ in took), took
 

@@ -147,7 +147,7 @@ async def test_a_killed_worker_is_started_again(
                 served += 1
                 await asyncio.sleep(0.05)
         assert served > 0
-        assert f"(pid {victim}) exited with status -9; starting it again" in gw.log
+        assert f"(pid {victim}) exited with status -9; starting it again in 0.5s" in gw.log
         now_running = children(gw.proc.pid)
         assert survivor in now_running and victim not in now_running and len(now_running) == 2
         owners = {await _worker_of_new_connection(gw) for _ in range(20)}
