@@ -18,11 +18,16 @@ from authproxy.auth.people import PeopleIndex
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
 from authproxy.limits.quota import QuotaBook
+from authproxy.limits.quota_local import LocalQuotaBook
+from authproxy.limits.quota_shared import SharedQuotaBook
 from authproxy.limits.throttle import AuthThrottle
 from authproxy.login.setup import browser_ctx
+from authproxy.metrics.database import DatabaseCollector, DatabaseState
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.accounting import UsageWriter
 from authproxy.proxy.forward import Forwarder
+from authproxy.store.base import Store
+from authproxy.store.contracts import ChangeFeed
 from authproxy.store.watch import StoreWatch
 from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 from authproxy.upstreams.monitor import UpstreamMonitor
@@ -32,9 +37,21 @@ from authproxy.web.routes import add_routes
 __all__ = ["build_app"]
 
 
+def _quota_book(config: Config, store: Store) -> QuotaBook:
+    """Counters in the database when several gateway processes share it (PostgreSQL, or
+    ``workers`` on one SQLite file); else in this process."""
+    if config.database is not None:
+        return SharedQuotaBook(store=store, roles=config.roles, settings=config.quotas)
+    if config.workers > 1:  # a file on this machine: waiting on it is never a network cut
+        return SharedQuotaBook(
+            store=store, roles=config.roles, settings=config.quotas, timeout=None
+        )
+    return LocalQuotaBook(store=store, roles=config.roles, settings=config.quotas)
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store and what reads it (key index, model switches, quota book), kept current by
-    one StoreWatch; closed last."""
+    one StoreWatch (woken by the database's notifications where it sends them); closed last."""
     config = app[K.CONFIG]
     async with open_services(config) as services:
         store = services.store
@@ -46,9 +63,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             store=store,
             aliases=config.model_aliases,
         )
-        quotas = QuotaBook(store=store, roles=config.roles, settings=config.quotas)
-        await quotas.rebuild()
-        watch = StoreWatch(store=store)
+        quotas = _quota_book(config, store)
+        watch = StoreWatch(store=store, feed=store if isinstance(store, ChangeFeed) else None)
         watch.subscribe(index.reload)
         people = PeopleIndex(store=store)
         watch.subscribe(people.reload)
@@ -61,7 +77,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[K.METRICS].watch_upstreams(lambda: catalog.upstreams)
         app[K.WATCH] = watch
         app[K.AUTHENTICATORS] = (ApiKeyAuthenticator(index=index, watch=watch),)
-        async with watch.running():
+        async with quotas.running(), watch.running():
             yield
 
 
@@ -100,9 +116,28 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
 
 
+def _database_state(app: web.Application) -> DatabaseState:
+    writer, quotas = app[K.USAGE], app[K.QUOTAS]
+    shared = quotas if isinstance(quotas, SharedQuotaBook) else None
+    return DatabaseState(
+        up=app[K.WATCH].healthy,
+        usage_queued=writer.pending,
+        usage_dropped=writer.dropped,
+        settles_queued=shared.queued_settles if shared else 0,
+        settles_dropped=shared.dropped_settles if shared else 0,
+        decided_alone=shared.decided_alone if shared else 0,
+    )
+
+
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = UsageWriter(store=app[K.STORE], take_last_used=app[K.KEY_INDEX].take_last_used)
+    writer = UsageWriter(
+        store=app[K.STORE],
+        take_last_used=app[K.KEY_INDEX].take_last_used,
+        drain_within=app[K.CONFIG].shutdown_grace,
+    )
     app[K.USAGE] = writer
+    collector = DatabaseCollector(lambda: _database_state(app))
+    app[K.METRICS].registry.register(collector)
     app[K.AUTH_THROTTLE] = AuthThrottle(settings=app[K.CONFIG].auth_throttle, audit=writer)
     app[K.ACTING_FOR] = ActingFor(
         settings=app[K.CONFIG].acts_for_users,
@@ -111,8 +146,11 @@ async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[K.STORE],
         audit=writer,
     )
-    async with writer.running():
-        yield
+    try:
+        async with writer.running():
+            yield
+    finally:
+        app[K.METRICS].registry.unregister(collector)
 
 
 def build_app(config: Config) -> web.Application:

@@ -7,8 +7,11 @@ Run from the repository root::
 
 The queries a request can wait on: ``find_session`` (every browser request), ``touch_session``
 (a browser request, at most once a minute per session), ``auth_epoch`` (the change poll, and an
-unknown key). Usage rows (``insert_usage``, one row per batch here) are written off the request
-path but shown too. API keys are checked in memory and never wait on either database.
+unknown key), ``quota_admit`` (an API request of a user with a limit, when quotas are kept in the
+database: PostgreSQL, or several workers on SQLite; one round trip, the lease settled again
+untimed after each). Usage rows (``insert_usage``, one row per batch here) and quota settles
+(``quota_settle``, one per batch here) are written off the request path but shown too. API keys
+are checked in memory and never wait on either database.
 
 PostgreSQL is a throwaway cluster on 127.0.0.1 (tests/pg, Debian's server binaries; run as root
 it belongs to the ``postgres`` user) with its default durability (fsync, synchronous commit),
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import statistics
 import sys
 import tempfile
@@ -39,10 +43,19 @@ from support.factories import usage_row
 
 from authproxy.clock import now
 from authproxy.store import Store, open_store
+from authproxy.store.quota_records import QuotaAsk, QuotaSettle, Window
 
 ROUNDS = 10
 SESSION = hashlib.sha256(b"bench session").digest()
 Call = Callable[[], Awaitable[object]]
+DAY, MONTH = Window(0.0, 4e9), Window(0.0, 4e9)
+
+
+class Then:
+    """What a call hands back to be done untimed after it (settling the lease it took)."""
+
+    def __init__(self, follow: Callable[[], Awaitable[object]]) -> None:
+        self.follow = follow
 
 
 async def _seed(store: Store) -> tuple[int, int]:
@@ -59,20 +72,64 @@ def _calls(store: Store, user_id: int, session_id: int) -> dict[str, Call]:
         ts=now(), request_id="bench", user_id=user_id, model="tiny", upstream="local",
         prompt_tokens=20, completion_tokens=8, duration_ms=12.5, ttft_ms=3.0,
     )  # fmt: skip
+    leases = itertools.count(1)
+
+    def ask() -> QuotaAsk:
+        t = now()
+        return QuotaAsk(
+            lease_id=next(leases), user_id=user_id, now=t, expires_at=t + 30,
+            requests_per_minute=None, max_concurrent=1000, tokens_per_day=10**12,
+            tokens_per_month=10**13, day=DAY, month=MONTH, prompt=100, outputs=1, limit=256,
+            clamp=True,
+        )  # fmt: skip
+
+    def settle(a: QuotaAsk) -> QuotaSettle:
+        return QuotaSettle(lease_id=a.lease_id, user_id=user_id, admitted_at=a.now, tokens=40,
+                           now=now(), day=DAY, month=MONTH)  # fmt: skip
+
+    async def admit() -> Then:
+        a = ask()
+        await store.quota_admit(a)
+        return Then(lambda: store.quota_settle([settle(a)]))
+
     return {
         "find_session": lambda: store.find_session(SESSION),
         "touch_session": lambda: store.touch_session(session_id, now()),
         "auth_epoch": store.auth_epoch,
+        "quota_admit": admit,
         "insert_usage (1 row)": lambda: store.insert_usage([row]),
+        "quota_settle (1)": _settle_timed(store, ask, settle),
     }
+
+
+def _settle_timed(
+    store: Store, ask: Callable[[], QuotaAsk], settle: Callable[[QuotaAsk], QuotaSettle]
+) -> Call:
+    """A settle, timed, of a lease admitted untimed after the call before (a warm-up call
+    makes the first)."""
+    pending: list[QuotaAsk] = []
+
+    async def admit_next() -> None:
+        a = ask()
+        await store.quota_admit(a)
+        pending.append(a)
+
+    async def run() -> Then:
+        if pending:
+            await store.quota_settle([settle(pending.pop())])
+        return Then(admit_next)
+
+    return run
 
 
 async def _time(call: Call, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        await call()
+        done = await call()
         out.append(time.perf_counter() - t)
+        if isinstance(done, Then):
+            await done.follow()
     return out
 
 

@@ -55,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser
     )
 
-    sub.add_parser("serve", parents=[common], help="run the gateway")
+    serve = sub.add_parser("serve", parents=[common], help="run the gateway")
+    # `workers: N`: how the supervisor starts each worker (web/supervisor.py); not for people
+    serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     init = sub.add_parser(
         "init",
         parents=[common],
@@ -181,14 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from authproxy.web.listen import ListenError
 
         try:
-            serve(config)
+            return serve(
+                config,
+                config_path=getattr(args, "config", None),
+                worker=args.worker,
+                ready_fd=args.ready_fd,
+            )
         except ListenError as exc:  # the port is taken: nothing was started
             print(f"authproxy: {exc}", file=sys.stderr)
             return 1
         except (OSError, StoreError, SecretFileError) as exc:
             print(f"authproxy: cannot start: {exc}", file=sys.stderr)
             return 1
-        return 0
     logging.getLogger("authproxy").setLevel(logging.ERROR)  # commands say what failed themselves
     try:
         command = COMMANDS[args.command]

@@ -136,6 +136,9 @@ class Quotas(_Strict):
     # are charged what they reserved: llama-server reports the first output's usage only.
     max_outputs: int = Field(default=1, ge=1)
     prompt_estimate: PromptEstimate = Field(default_factory=PromptEstimate)
+    # Several gateways: a request's hold on the shared quota lapses this long after its
+    # gateway stopped renewing it (a crash); renewed every third of it.
+    lease_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -184,6 +187,7 @@ class Config(_Strict):
     data_dir: Path = Path("./data")
     # null: SQLite in data_dir; postgresql://… for several gateways (AUTHPROXY_DATABASE)
     database: SecretStr | None = None
+    workers: int = Field(default=1, ge=1, le=256)  # gateway processes on one port (Linux)
     upstreams: list[Upstream] = Field(default_factory=_default_upstreams, min_length=1)
     roles: dict[str, Role] = Field(default_factory=_default_roles)
     default_role: str = "user"

@@ -8,40 +8,48 @@ estimate (an upper bound, ``proxy/prompt_estimate.py``) plus its output limit (t
 ``quotas.default_max_tokens``) times the outputs it asks for (``n``, several prompts) against
 what remains; with ``clamp_max_tokens`` the limit is lowered to fit. The engine always runs
 the limit reserved: it is written into the body it gets (``proxy/output_limits.py``). Afterwards the
-reservation is replaced by the engine's real count. Because admission and reservation happen
-in one step of the event loop, N simultaneous requests can never reserve more than remains.
+reservation is replaced by the engine's real count. The rules are ``store/quota_rules.py``.
+
+A ``QuotaBook`` admits and settles; there are two, chosen by the deployment (``app.py``):
+
+- ``quota_local.LocalQuotaBook``: counters in this process (one gateway process on SQLite).
+  Admission and reservation are one step of the event loop, so N simultaneous requests never
+  reserve more than remains.
+- ``quota_shared.SharedQuotaBook``: counters in the database, shared by every gateway process
+  and machine (PostgreSQL, or several workers on one SQLite file). Admission and reservation are
+  one atomic step in the database (one round trip), with the same rules and the same bound.
 
 Overshoot bound: with clamping, none — a user's tokens end at most at the quota — as long as
 prompt estimates bound the engine's count (they do for text; inline images and audio count a
 configured allowance). Without clamping, add each in-flight request's own reservation.
-Counters live in this process and are rebuilt from the usage table at start; several gateway
-replicas each enforce the full quota (a shared store backend would be needed to split it).
 """
 
 from __future__ import annotations
 
-import math
-import time
+import secrets
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from authproxy.auth.principal import Principal
-from authproxy.clock import now
 from authproxy.config.schema import Quotas, Role
 from authproxy.errors import RateLimited
-from authproxy.limits.sliding_window import Hit, SlidingWindow
 from authproxy.limits.windows import CalendarWindows
-from authproxy.store.contracts import QuotaStore, UsageStore
+from authproxy.store.quota_records import QuotaAnswer, QuotaAsk, Window
+from authproxy.store.quota_rules import retry_seconds
 from authproxy.store.records import UNLIMITED, QuotaOverride
 
 __all__ = [
     "Admission",
     "Limits",
     "QuotaBook",
-    "QuotaBookStore",
     "QuotaExceeded",
     "QuotaRefused",
     "Reservable",
+    "Windows",
+    "ask_for",
+    "new_lease_id",
+    "refusal",
     "resolve_limits",
 ]
 
@@ -54,15 +62,14 @@ class Reservable(Protocol):
     @property
     def outputs(self) -> int: ...  # completions it may generate (0: it generates nothing)
     @property
+    def limit(self) -> int: ...  # its output limit per output
+    @property
     def reserved_output(self) -> int: ...  # its output limit times its outputs
     def with_limit(self, limit: int) -> Self: ...  # the same with a lower limit per output
 
 
 R = TypeVar("R", bound=Reservable)
-
-
-class QuotaBookStore(QuotaStore, UsageStore, Protocol):
-    """What the quota book reads: per-user overrides, and the tokens charged so far."""
+R_co = TypeVar("R_co", bound=Reservable, covariant=True)
 
 
 class QuotaRefused(RateLimited):
@@ -86,6 +93,16 @@ class Limits:
     tokens_per_day: int | None
     tokens_per_month: int | None
 
+    @property
+    def any(self) -> bool:
+        values = (
+            self.requests_per_minute,
+            self.max_concurrent,
+            self.tokens_per_day,
+            self.tokens_per_month,
+        )
+        return any(v is not None for v in values)
+
 
 def _pick(override: int | None, default: int | None) -> int | None:
     if override is None:
@@ -105,166 +122,86 @@ def resolve_limits(role: Role | None, override: QuotaOverride | None) -> Limits:
     )
 
 
-@dataclass(slots=True)
-class _Counters:
-    concurrent: int = 0
-    day_end: float = 0.0
-    day_used: int = 0
-    month_end: float = 0.0
-    month_used: int = 0
-    reserved: int = 0
+class Windows:
+    """The current day and month in the configured time zone (recomputed when the day ends)."""
+
+    def __init__(self, *, timezone: str) -> None:
+        self._calendar = CalendarWindows(timezone=timezone)
+        self._current = (Window(0.0, 0.0), Window(0.0, 0.0))
+
+    def at(self, t: float) -> tuple[Window, Window]:
+        day, month = self._current
+        if not day.start <= t < day.end:
+            day, month = Window(*self._calendar.day(t)), Window(*self._calendar.month(t))
+            self._current = (day, month)
+        return day, month
 
 
-class Admission(Generic[R]):
-    """One admitted request's hold on its user's counters; ``settle`` exactly once."""
-
-    __slots__ = ("_book", "_counters", "_settled", "prepared", "reserved", "user_id")
-
-    def __init__(
-        self,
-        *,
-        book: QuotaBook,
-        counters: _Counters,
-        user_id: int,
-        reserved: int,
-        prepared: R,
-    ) -> None:
-        self._book = book
-        self._counters = counters
-        self._settled = False
-        self.user_id = user_id
-        self.reserved = reserved
-        self.prepared = prepared
-
-    def settle(self, used_tokens: int) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        c = self._counters
-        c.concurrent -= 1
-        c.reserved -= self.reserved
-        self._book.charge(c, used_tokens)
+def new_lease_id() -> int:
+    """A lease id no other gateway will choose (63 random bits: a positive BIGINT)."""
+    return secrets.randbits(63)
 
 
-class QuotaBook:
-    def __init__(self, *, store: QuotaBookStore, roles: dict[str, Role], settings: Quotas) -> None:
-        self._store = store
-        self._roles = roles
-        self._settings = settings
-        self._windows = CalendarWindows(timezone=settings.timezone)
-        self._overrides: dict[int, QuotaOverride] = {}
-        self._counters: dict[int, _Counters] = {}
-        self._rpm = SlidingWindow[int](window=60.0)  # each user's admitted requests
+def ask_for(
+    *,
+    user_id: int,
+    limits: Limits,
+    prepared: Reservable,
+    settings: Quotas,
+    windows: Windows,
+    now: float,
+    expires_at: float,
+    lease_id: int = 0,
+) -> QuotaAsk:
+    day, month = windows.at(now)
+    return QuotaAsk(
+        lease_id=lease_id,
+        user_id=user_id,
+        now=now,
+        expires_at=expires_at,
+        requests_per_minute=limits.requests_per_minute,
+        max_concurrent=limits.max_concurrent,
+        tokens_per_day=limits.tokens_per_day,
+        tokens_per_month=limits.tokens_per_month,
+        day=day,
+        month=month,
+        prompt=prepared.prompt_estimate,
+        outputs=prepared.outputs,
+        limit=prepared.limit,
+        clamp=settings.clamp_max_tokens,
+    )
 
-    # -- state ------------------------------------------------------------------------------
 
-    async def reload(self) -> None:
-        """Re-read per-user overrides (subscribed to ``StoreWatch``)."""
-        self._overrides = await self._store.quota_overrides()
+def refusal(answer: QuotaAnswer, limits: Limits) -> QuotaRefused:
+    """The 429 for a refused admission, with an honest ``Retry-After``."""
+    reason = answer.refused or "other"
+    headers = {"Retry-After": str(retry_seconds(answer.retry_after))}
+    if reason == "rpm":
+        message = f"rate limit: {limits.requests_per_minute} requests per minute"
+        return QuotaRefused(message, reason=reason, headers=headers)
+    if reason == "concurrency":
+        message = f"rate limit: at most {limits.max_concurrent} concurrent requests"
+        return QuotaRefused(message, reason=reason, headers=headers)
+    what = reason.removeprefix("tokens_")
+    if answer.remaining is not None and answer.remaining > 0:
+        message = f"token quota too low for this prompt ({answer.remaining} tokens left)"
+    else:
+        limit = limits.tokens_per_day if what == "day" else limits.tokens_per_month
+        message = f"token quota exhausted: {limit} tokens per {what}"
+    return QuotaExceeded(message, reason=reason, headers=headers)
 
-    async def rebuild(self) -> None:
-        """Token counters of the current day and month from the usage table (at start)."""
-        t = now()
-        day_start, day_end = self._windows.day(t)
-        month_start, month_end = self._windows.month(t)
-        day = await self._store.token_totals_since(day_start)
-        month = await self._store.token_totals_since(month_start)
-        for user_id in set(day) | set(month):
-            c = self._counters.setdefault(user_id, _Counters())
-            c.day_end, c.day_used = day_end, day.get(user_id, 0)
-            c.month_end, c.month_used = month_end, month.get(user_id, 0)
 
-    def limits(self, principal: Principal) -> Limits:
-        return resolve_limits(
-            self._roles.get(principal.role), self._overrides.get(principal.user_id)
-        )
+class Admission(Protocol[R_co]):
+    """One admitted request's hold; ``settle`` exactly once (later calls do nothing)."""
 
-    def _roll(self, c: _Counters, t: float) -> None:
-        if t >= c.day_end:
-            c.day_used, c.day_end = 0, self._windows.day(t)[1]
-        if t >= c.month_end:
-            c.month_used, c.month_end = 0, self._windows.month(t)[1]
+    @property
+    def prepared(self) -> R_co: ...  # the request as admitted (its limit may be lowered)
+    def settle(self, used_tokens: int) -> None: ...  # never blocks
 
-    def charge(self, c: _Counters, tokens: int) -> None:
-        self._roll(c, now())
-        c.day_used += tokens
-        c.month_used += tokens
 
-    def used(self, user_id: int) -> tuple[int, int]:
-        """Tokens charged today and this month (reservations not included)."""
-        c = self._counters.get(user_id)
-        if c is None:
-            return 0, 0
-        self._roll(c, now())
-        return c.day_used, c.month_used
-
-    # -- admission --------------------------------------------------------------------------
-
-    def admit(self, principal: Principal, prepared: R) -> Admission[R]:
-        """Admit or raise 429; never awaits, so checks and reservation are one atomic step."""
-        limits = self.limits(principal)
-        c = self._counters.setdefault(principal.user_id, _Counters())
-        mono = time.monotonic()
-        if limits.requests_per_minute is not None:
-            recent = self._rpm.recent(principal.user_id, mono)
-            if len(recent) >= limits.requests_per_minute:
-                wait = math.ceil(recent[0].at + self._rpm.window - mono)
-                raise QuotaRefused(
-                    f"rate limit: {limits.requests_per_minute} requests per minute",
-                    reason="rpm",
-                    headers={"Retry-After": str(max(1, wait))},
-                )
-        if limits.max_concurrent is not None and c.concurrent >= limits.max_concurrent:
-            raise QuotaRefused(
-                f"rate limit: at most {limits.max_concurrent} concurrent requests",
-                reason="concurrency",
-                headers={"Retry-After": "1"},
-            )
-        reservation, prepared = self._reserve(c, limits, prepared)
-        if limits.requests_per_minute is not None:
-            self._rpm.add(principal.user_id, Hit(mono))
-        c.concurrent += 1
-        c.reserved += reservation
-        return Admission(
-            book=self,
-            counters=c,
-            user_id=principal.user_id,
-            reserved=reservation,
-            prepared=prepared,
-        )
-
-    def _reserve(self, c: _Counters, limits: Limits, prepared: R) -> tuple[int, R]:
-        t = now()
-        self._roll(c, t)
-        remaining: int | None = None
-        retry_at, tightest = 0.0, "day"
-        for limit, used, end, what in (
-            (limits.tokens_per_day, c.day_used, c.day_end, "day"),
-            (limits.tokens_per_month, c.month_used, c.month_end, "month"),
-        ):
-            if limit is None:
-                continue
-            left = limit - used - c.reserved
-            if left <= 0:
-                raise QuotaExceeded(
-                    f"token quota exhausted: {limit} tokens per {what}",
-                    reason=f"tokens_{what}",
-                    headers={"Retry-After": str(max(1, math.ceil(end - t)))},
-                )
-            if remaining is None or left < remaining:
-                remaining, retry_at, tightest = left, end, what
-        prompt = prepared.prompt_estimate
-        reservation = prompt + prepared.reserved_output
-        if remaining is None or reservation <= remaining:
-            return reservation, prepared
-        if not self._settings.clamp_max_tokens or prepared.outputs == 0:
-            return reservation, prepared
-        per_output = (remaining - prompt) // prepared.outputs
-        if per_output < 1:
-            raise QuotaExceeded(
-                f"token quota too low for this prompt ({remaining} tokens left)",
-                reason=f"tokens_{tightest}",
-                headers={"Retry-After": str(max(1, math.ceil(retry_at - t)))},
-            )
-        clamped = prepared.with_limit(per_output)
-        return prompt + clamped.reserved_output, clamped
+class QuotaBook(Protocol):
+    def limits(self, principal: Principal) -> Limits: ...
+    async def admit(self, principal: Principal, prepared: R) -> Admission[R]: ...  # or 429
+    async def used(self, user_id: int) -> tuple[int, int]: ...  # tokens today, this month
+    async def reload(self) -> None: ...  # the per-user overrides changed (StoreWatch)
+    def running(self) -> AbstractAsyncContextManager[None]: ...  # its background work

@@ -147,7 +147,7 @@ async def _render(
     # The quota book's own counters: what this gateway enforces, without a query over usage.
     quotas = request.app[K.QUOTAS]
     limits = quotas.limits(request[K.PRINCIPAL])
-    today, month = quotas.used(record.user_id)
+    today, month = await quotas.used(record.user_id)
     admin = _admin(request, session)
     keys = [k for k in await admin.list_keys(record.user_name) if k.revoked_at is None]
     csrf = browser.csrf.token(session.token, PURPOSE)

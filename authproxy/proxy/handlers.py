@@ -125,7 +125,7 @@ def make_handler(endpoint: Endpoint) -> Handler:
         if endpoint.records_owner and prepared.stored:
             responses_api.record_owner(request, principal, prepared.model)
         try:
-            admission = app[K.QUOTAS].admit(principal, prepared)
+            admission = await app[K.QUOTAS].admit(principal, prepared)
         except QuotaRefused as exc:
             app[K.METRICS].quota_rejected(principal.user_name, exc.reason)
             raise

@@ -6,6 +6,8 @@ what it uses and a backend is written against small contracts:
 - ``UserStore``: users and their roles;
 - ``ModelStore``: the admin's enable / disable switches of models;
 - ``QuotaStore``: per-user quota overrides;
+- ``QuotaLedgerStore``: quotas kept in the database for several gateways (leases, counters);
+- ``ChangeFeed``: change notifications pushed by the database (PostgreSQL's LISTEN), if any;
 - ``UsageStore``: usage rows and what is read back from them;
 - ``AuditStore``: the audit log;
 - ``ResponseStore``: who created which stored response (the Responses API's ids);
@@ -17,9 +19,11 @@ what it uses and a backend is written against small contracts:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
 
+from authproxy.store.quota_records import QuotaAnswer, QuotaAsk, QuotaSettle, Window
 from authproxy.store.records import (
     ActiveKey,
     ApiKey,
@@ -37,10 +41,12 @@ from authproxy.store.records import (
 
 __all__ = [
     "AuditStore",
+    "ChangeFeed",
     "ChangeStore",
     "KeyStore",
     "LoginStore",
     "ModelStore",
+    "QuotaLedgerStore",
     "QuotaStore",
     "ResponseStore",
     "UsageStore",
@@ -52,6 +58,16 @@ class ChangeStore(Protocol):
     # Bumped by the database itself on every change to who may do what: keys, users, models,
     # quotas, whoever makes it.
     async def auth_epoch(self) -> int: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    # While inside: ``on_change(table)`` for every committed change ``auth_epoch`` counts, and
+    # ``on_lost()`` once if the connection that listens is lost (then leave and listen again).
+    # Not guaranteed delivery: pair it with a periodic ``auth_epoch`` check.
+    def listen(
+        self, on_change: Callable[[str], None], on_lost: Callable[[], None] = ...
+    ) -> AbstractAsyncContextManager[None]: ...
 
 
 class KeyStore(Protocol):
@@ -88,6 +104,22 @@ class ModelStore(Protocol):
 class QuotaStore(Protocol):
     async def quota_overrides(self) -> dict[int, QuotaOverride]: ...
     async def set_quota(self, override: QuotaOverride) -> QuotaOverride: ...
+
+
+class QuotaLedgerStore(Protocol):
+    # Quotas in the database, exact across gateways (``quota_records.py``). Counters of tokens
+    # are kept by the gateways that share them (``quota_begin(shared=True)``); a gateway that
+    # counts in its own memory says so (``shared=False``) and the next shared one rebuilds them
+    # from the usage table.
+    async def quota_begin(self, *, shared: bool, now: float) -> None: ...
+    # One atomic step: ``settles`` (the caller's finished requests of the same user) first.
+    async def quota_admit(
+        self, ask: QuotaAsk, settles: Sequence[QuotaSettle] = ()
+    ) -> QuotaAnswer: ...
+    async def quota_settle(self, settles: Sequence[QuotaSettle]) -> None: ...
+    async def quota_renew(self, lease_ids: Sequence[int], *, expires_at: float) -> int: ...
+    async def quota_used(self, user_id: int, *, day: Window, month: Window) -> tuple[int, int]: ...
+    async def quota_reap(self, *, now: float) -> None: ...  # forget what no longer counts
 
 
 class UsageStore(Protocol):

@@ -5,7 +5,7 @@ Append new ones; never edit one that shipped.
 
 from __future__ import annotations
 
-__all__ = ["EPOCH_EVENTS_1", "MIGRATIONS"]
+__all__ = ["COUNTERS_SINCE", "EPOCH_EVENTS_1", "MIGRATIONS", "QUOTA_TABLES"]
 
 # Every change to who may use what bumps meta.auth_epoch from inside the database, so a running
 # gateway notices edits made by any process (CLI, TUI, another replica) with one cheap poll.
@@ -33,6 +33,13 @@ def _bump(table: str, event: str) -> str:
     name = f"{table}_{event.split()[0].lower()}"
     return f"CREATE TRIGGER epoch_{name} AFTER {event} ON {table} BEGIN {_EPOCH} END"
 
+
+# The quota ledger (``quota_records.py``): leases of requests admitted in the last minute or
+# still in flight, tokens charged per user and calendar window, and which windows were topped
+# up from the usage table. ``meta.quota_counters_since`` (epoch milliseconds; -1: nobody keeps
+# the counters yet) is when the counters began: usage before it is added once per window.
+QUOTA_TABLES = ("quota_leases", "quota_usage", "quota_windows")
+COUNTERS_SINCE = "quota_counters_since"
 
 MIGRATIONS: list[list[str]] = [
     # 1: users, keys, models, quotas, usage, audit
@@ -143,5 +150,31 @@ MIGRATIONS: list[list[str]] = [
             upstream TEXT NOT NULL,
             created_at REAL NOT NULL
         )""",
+    ],
+    # 5: the quota ledger, for several gateways on one database
+    [
+        """CREATE TABLE quota_leases (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            admitted_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            reserved INTEGER NOT NULL,
+            settled_at REAL
+        )""",
+        """CREATE INDEX quota_leases_user ON quota_leases(user_id, admitted_at)""",
+        """CREATE INDEX quota_leases_live ON quota_leases(user_id) WHERE settled_at IS NULL""",
+        """CREATE TABLE quota_usage (
+            user_id INTEGER NOT NULL,
+            window_start REAL NOT NULL,
+            window_end REAL NOT NULL,
+            used INTEGER NOT NULL,
+            PRIMARY KEY (user_id, window_start, window_end)
+        )""",
+        """CREATE TABLE quota_windows (
+            window_start REAL NOT NULL,
+            window_end REAL NOT NULL,
+            PRIMARY KEY (window_start, window_end)
+        )""",
+        f"""INSERT INTO meta (name, value) VALUES ('{COUNTERS_SINCE}', -1)""",
     ],
 ]

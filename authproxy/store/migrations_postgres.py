@@ -11,6 +11,7 @@ locale. Append new ones; never edit one that shipped.
 from __future__ import annotations
 
 from authproxy.store.migrations import EPOCH_EVENTS_1
+from authproxy.store.migrations_quota_pg import QUOTA_MIGRATION
 
 __all__ = ["CHANNEL", "MIGRATIONS_POSTGRES"]
 
@@ -149,4 +150,6 @@ MIGRATIONS_POSTGRES: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL
         )""",
     ],
+    # 5: the quota ledger, for several gateways on one database (migrations_quota_pg.py)
+    QUOTA_MIGRATION,
 ]

@@ -8,7 +8,8 @@ four query mixins with the same concerns:
 - ``postgres_users``: the auth index, users, keys, model switches;
 - ``postgres_usage``: quota overrides, usage rows, the audit log;
 - ``postgres_login``: browser sessions, pending OIDC logins, subjects, password hashes;
-- ``postgres_responses``: who created which stored response.
+- ``postgres_responses``: who created which stored response;
+- ``postgres_quota``: the quota ledger (leases and counters of several gateways).
 
 Same tables and meaning as SQLite (``migrations_postgres``); the contract tests in
 ``tests/store`` run every method against both.
@@ -17,13 +18,14 @@ Same tables and meaning as SQLite (``migrations_postgres``); the contract tests 
 from __future__ import annotations
 
 from authproxy.store.postgres_login import LoginQueries
+from authproxy.store.postgres_quota import QuotaQueries
 from authproxy.store.postgres_responses import ResponseQueries
 from authproxy.store.postgres_usage import UsageQueries
 
 __all__ = ["PostgresStore", "open_postgres"]
 
 
-class PostgresStore(LoginQueries, UsageQueries, ResponseQueries):
+class PostgresStore(LoginQueries, UsageQueries, ResponseQueries, QuotaQueries):
     """The ``Store`` on one PostgreSQL database (``LoginQueries`` builds on ``UserQueries``)."""
 
 

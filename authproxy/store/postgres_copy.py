@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from authproxy.store.base import StoreError
+from authproxy.store.migrations import QUOTA_TABLES
 from authproxy.store.postgres import PostgresStore
 from authproxy.store.postgres_core import Connection
 
@@ -34,7 +35,8 @@ TABLES = (
     "login_flows",
     "responses",
 )
-NOT_COPIED = ("meta", "schema_version")
+# The quota ledger is rebuilt from the usage table by the first gateway that keeps it.
+NOT_COPIED = ("meta", "schema_version", *QUOTA_TABLES)
 CHUNK = 5000  # rows per COPY batch: a large usage table never sits in memory whole
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {

@@ -8,6 +8,7 @@ many processes open a fresh database at the same time), the one write path every
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Self, TypeAlias, TypeVar
@@ -41,7 +42,18 @@ COMMAND_TIMEOUT = 60.0
 MIGRATION_LOCK = 0x6175_7468_7072_6F78  # "authprox": the advisory lock key of migrations
 
 # What a database that is down, unreachable or refusing us raises; wrapped in StoreError.
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection cut in the middle of a query
+    OSError,
+    TimeoutError,
+)
+# ... and of those, what says the connections may be broken: the pool makes new ones.
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+)
 
 
 def redact(url: str) -> str:
@@ -80,7 +92,7 @@ class PostgresCore:
         try:
             pool = await asyncpg.create_pool(
                 url,
-                min_size=1,
+                min_size=0,  # no background reconnects (and their tracebacks) while it is down
                 max_size=POOL_SIZE,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
@@ -125,24 +137,31 @@ class PostgresCore:
 
         await self._write(run)
 
+    async def _failed(self, exc: BaseException) -> StoreError:
+        """The StoreError for a driver error; the pool's connections are replaced if the
+        error says they may be broken (the server restarted, a connection was cut)."""
+        if not isinstance(exc, asyncpg.PostgresError) or isinstance(exc, _CONNECTION_ERRORS):
+            await self._pool.expire_connections()
+        return StoreError(f"database {self.where}: {_reason(exc)}")
+
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         try:
             async with self._pool.acquire() as con, con.transaction():
                 return await fn(con)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
         try:
             return await self._pool.fetchrow(sql, *args)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def _all(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self._pool.fetch(sql, *args)
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise await self._failed(exc) from exc
 
     async def claim_meta(self, name: str, value: int) -> int:
         """Store ``value`` under ``name`` unless a value is there; return the stored one."""
@@ -160,23 +179,32 @@ class PostgresCore:
         return await self._write(run)
 
     @asynccontextmanager
-    async def listen(self, callback: Callable[[str], None]) -> AsyncIterator[None]:
-        """While inside: ``callback(table)`` for every change to users, keys, models or quotas
-        that any process commits. Not guaranteed delivery (a lost connection loses what was
-        sent meanwhile): pair it with a periodic check of ``auth_epoch``."""
+    async def listen(
+        self, on_change: Callable[[str], None], on_lost: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[None]:
+        """While inside: ``on_change(table)`` for every change to users, keys, models or quotas
+        that any process commits, and ``on_lost()`` once if this connection is lost (leave,
+        then listen again). Not guaranteed delivery (a lost connection loses what was sent
+        meanwhile): pair it with a periodic check of ``auth_epoch``."""
 
         def deliver(_con: object, _pid: int, _channel: str, payload: object) -> None:
-            callback(str(payload))
+            on_change(str(payload))
+
+        def lost(_con: object) -> None:
+            on_lost()
 
         try:
             con = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
         except DRIVER_ERRORS as exc:
             raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
         try:
+            con.add_termination_listener(lost)
             await con.add_listener(CHANNEL, deliver)
             yield
         finally:
-            await con.close()
+            con.remove_termination_listener(lost)
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await con.close(timeout=2)
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,7 +7,8 @@ concern of its own:
 - ``sqlite_users``: the auth index, users, keys, model switches;
 - ``sqlite_usage``: quota overrides, usage rows, the audit log;
 - ``sqlite_login``: browser sessions, pending OIDC logins, subjects, password hashes;
-- ``sqlite_responses``: who created which stored response.
+- ``sqlite_responses``: who created which stored response;
+- ``sqlite_quota``: the quota ledger (leases and counters of several gateway processes).
 
 Mixins rather than composition: the mixins share the core's one connection and write lock
 without forwarding every method of the ``Store`` protocol by hand.
@@ -20,13 +21,14 @@ from pathlib import Path
 
 from authproxy.store.base import StoreError
 from authproxy.store.sqlite_login import LoginQueries
+from authproxy.store.sqlite_quota import QuotaQueries
 from authproxy.store.sqlite_responses import ResponseQueries
 from authproxy.store.sqlite_usage import UsageQueries
 
 __all__ = ["SqliteStore", "open_store"]
 
 
-class SqliteStore(LoginQueries, UsageQueries, ResponseQueries):
+class SqliteStore(LoginQueries, UsageQueries, ResponseQueries, QuotaQueries):
     """The ``Store`` on one SQLite file (``LoginQueries`` builds on ``UserQueries``)."""
 
 

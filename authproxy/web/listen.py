@@ -2,6 +2,10 @@
 
 Binding first means a taken port is one clear error before the store is opened or a health
 check runs, so nothing has to be torn down and nothing else is printed.
+
+With ``workers: N`` every worker binds the same port with ``SO_REUSEPORT`` and the kernel
+spreads new connections over them (Linux); the supervisor checks first, without it, that no
+other program holds the port.
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 
-__all__ = ["ListenError", "bind_sockets"]
+__all__ = ["ListenError", "bind_sockets", "can_share_port"]
 
 
 class ListenError(Exception):
@@ -26,9 +31,16 @@ def _reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def bind_sockets(host: str, port: int) -> list[socket.socket]:
+def can_share_port() -> bool:
+    """Whether several processes can listen on one port with the kernel balancing between
+    them: ``SO_REUSEPORT`` on Linux (elsewhere it exists but does not balance)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def bind_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
     """One bound socket per address ``host`` resolves to (as asyncio's ``create_server``
-    would bind them), or ``ListenError`` naming the address and why."""
+    would bind them), or ``ListenError`` naming the address and why. ``reuse_port``: shared
+    with the other workers of this gateway (``SO_REUSEPORT``)."""
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -41,6 +53,8 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((address[0], port, *address[2:]))

@@ -124,9 +124,10 @@ async def seed_accounts(config: Config) -> Accounts:
     return acc
 
 
-async def wait_usage(db_path: Path, count: int, within: float = 10.0) -> list[UsageRow]:
-    """Poll the store until it holds at least `count` usage rows; all rows, oldest first."""
-    store = await open_store(db_path)
+async def wait_usage(where: Path | str, count: int, within: float = 10.0) -> list[UsageRow]:
+    """Poll the store (a SQLite file or a PostgreSQL URL) until it holds at least `count`
+    usage rows; all rows, oldest first."""
+    store = await open_store(where)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -154,7 +155,7 @@ class Gateway:
         return self.base_url + path
 
     async def usage(self, count: int, within: float = 10.0) -> list[UsageRow]:
-        return await wait_usage(self.config.db_path, count, within)
+        return await wait_usage(self.config.store_location, count, within)
 
     @contextlib.asynccontextmanager
     async def admin(self) -> AsyncIterator[AdminService]:

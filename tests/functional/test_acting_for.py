@@ -94,9 +94,9 @@ async def test_a_service_key_acting_for_two_people_charges_each(
             uid: sum(r.prompt_tokens + r.completion_tokens for r in rows if r.user_id == uid)
             for uid in (f.ann, f.bob)
         }
-        assert quotas.used(f.ann)[0] == charged[f.ann] > 0
-        assert quotas.used(f.bob)[0] == charged[f.bob] > charged[f.ann]
-        assert quotas.used(f.service_id) == (0, 0)
+        assert (await quotas.used(f.ann))[0] == charged[f.ann] > 0
+        assert (await quotas.used(f.bob))[0] == charged[f.bob] > charged[f.ann]
+        assert await quotas.used(f.service_id) == (0, 0)
         async with f.gw.admin() as admin:
             usage = {u.user.name: u.requests for u in await admin.usage_against_quotas(since=0)}
         assert (usage["ann"], usage["bob"], usage["webui"]) == (1, 2, 0)
@@ -142,7 +142,7 @@ async def test_an_ordinary_key_naming_someone_else_is_not_believed(
         assert r.status == 200
     (row,) = await gateway.usage(1)
     assert (row.user_id, row.key_id) == (gateway.accounts.user_id, gateway.accounts.user_key_id)
-    assert gateway.app[K.QUOTAS].used(ann.id) == (0, 0)
+    assert await gateway.app[K.QUOTAS].used(ann.id) == (0, 0)
     forwarded = {name.lower() for name, _ in engine.requests[0].headers}
     assert not {n for n in forwarded if n.startswith("x-openwebui")}
 

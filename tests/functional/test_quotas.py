@@ -1,5 +1,7 @@
 """Quotas: token reservations under concurrency, RPM and concurrency limits, clamping, changes
-made by another process, and counters rebuilt after a restart."""
+made by another process, and counters rebuilt after a restart — with each quota book: counted
+in the gateway's memory (one process on SQLite), and in the database (PostgreSQL, and several
+workers on one SQLite file), which must give the same exact answers."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from fakes.engine import FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +23,16 @@ from authproxy.proxy.request_body import estimate_prompt_tokens
 from .helpers import CHAT, Gateway, bearer, chat_body, poll_status, run_cli, running_gateway
 
 MAX_TOKENS = 5
+
+
+@pytest.fixture(params=["memory", "postgresql", "sqlite-workers"])
+def book(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The config that picks a quota book: in memory, in PostgreSQL, in the SQLite file."""
+    if request.param == "postgresql":
+        return {"database": request.getfixturevalue("pg_database")}
+    if request.param == "sqlite-workers":
+        return {"workers": 2}  # this process stands for one of two workers
+    return {}
 
 
 def _roles(**user: Any) -> dict[str, Any]:
@@ -35,13 +48,15 @@ async def _post(
 
 
 async def test_fifty_simultaneous_requests_with_room_for_ten(
-    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
 ) -> None:
     body = chat_body(max_tokens=MAX_TOKENS)
     reservation = estimate_prompt_tokens(body) + MAX_TOKENS
-    engine.token_delay = 0.02
+    # Each admitted request takes 2 s: a finished one gives back what it reserved and did not
+    # use, so one that finished before the last of the fifty was decided would let an 11th in.
+    engine.token_delay = 0.4
     async with running_gateway(
-        tmp_path, engine.base_url, roles=_roles(tokens_per_day=10 * reservation)
+        tmp_path, engine.base_url, roles=_roles(tokens_per_day=10 * reservation), **book
     ) as gw:
         results = await asyncio.gather(*(_post(session, gw, body) for _ in range(50)))
         statuses = [status for status, _, _ in results]
@@ -56,22 +71,22 @@ async def test_fifty_simultaneous_requests_with_room_for_ten(
         assert len(rows) == 10  # refused requests never reached the engine and write no row
         assert len([r for r in engine.requests if r.path == CHAT]) == 10
         charged = sum(r.prompt_tokens + r.completion_tokens for r in rows)
-        assert gw.app[K.QUOTAS].used(gw.accounts.user_id) == (charged, charged)
+        assert await gw.app[K.QUOTAS].used(gw.accounts.user_id) == (charged, charged)
     # A restart rebuilds the counters from the usage table.
     app = build_app(gw.config)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        assert app[K.QUOTAS].used(gw.accounts.user_id) == (charged, charged)
+        assert await app[K.QUOTAS].used(gw.accounts.user_id) == (charged, charged)
     finally:
         await runner.cleanup()
 
 
 async def test_requests_per_minute_with_an_honest_retry_after(
-    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
 ) -> None:
     async with running_gateway(
-        tmp_path, engine.base_url, roles=_roles(requests_per_minute=3)
+        tmp_path, engine.base_url, roles=_roles(requests_per_minute=3), **book
     ) as gw:
         first = time.monotonic()
         for _ in range(3):
@@ -85,9 +100,11 @@ async def test_requests_per_minute_with_an_honest_retry_after(
 
 
 async def test_concurrent_streams_are_limited(
-    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
 ) -> None:
-    async with running_gateway(tmp_path, engine.base_url, roles=_roles(max_concurrent=2)) as gw:
+    async with running_gateway(
+        tmp_path, engine.base_url, roles=_roles(max_concurrent=2), **book
+    ) as gw:
         engine.token_delay = 0.3
         body = chat_body(stream=True, max_tokens=4)
         headers = bearer(gw.accounts.user_key)
@@ -105,12 +122,12 @@ async def test_concurrent_streams_are_limited(
 
 
 async def test_max_tokens_is_clamped_to_what_remains(
-    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
 ) -> None:
     body = chat_body(max_tokens=500)
     prompt = estimate_prompt_tokens(body)
     async with running_gateway(
-        tmp_path, engine.base_url, roles=_roles(tokens_per_day=prompt + 7)
+        tmp_path, engine.base_url, roles=_roles(tokens_per_day=prompt + 7), **book
     ) as gw:
         assert (await _post(session, gw, body))[0] == 200
         (sent,) = [r.body for r in engine.requests if r.path == CHAT]
@@ -118,9 +135,9 @@ async def test_max_tokens_is_clamped_to_what_remains(
 
 
 async def test_quota_set_by_the_cli_applies_within_a_second(
-    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
 ) -> None:
-    async with running_gateway(tmp_path, engine.base_url) as gw:
+    async with running_gateway(tmp_path, engine.base_url, **book) as gw:
         assert (await _post(session, gw, chat_body(max_tokens=3)))[0] == 200
         await gw.usage(1)
         done = await run_cli(
@@ -175,3 +192,23 @@ async def test_repeated_auth_failures_block_the_address(
         await asyncio.sleep(1.6)
         async with session.get(gw.url("/v1/models"), headers=bearer(gw.accounts.user_key)) as r:
             assert r.status == 200
+
+
+async def test_a_limit_of_zero_refuses_every_request(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
+) -> None:
+    """`users quota NAME --rpm 0` (or `--concurrent 0`): refused with an honest wait, not a 500."""
+    async with running_gateway(tmp_path, engine.base_url, **book) as gw:
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", requests_per_minute=0)
+        await gw.app[K.WATCH].check()
+        status, payload, headers = await _post(session, gw, chat_body(max_tokens=1))
+        assert (status, payload["error"]["code"]) == (429, "rate_limit_exceeded")
+        assert headers["Retry-After"] == "60"
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", requests_per_minute=None, max_concurrent=0)
+        await gw.app[K.WATCH].check()
+        status, payload, headers = await _post(session, gw, chat_body(max_tokens=1))
+        assert (status, headers["Retry-After"]) == (429, "1")
+        assert "at most 0 concurrent requests" in payload["error"]["message"]
+        assert not [r for r in engine.requests if r.path == CHAT]

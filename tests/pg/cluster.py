@@ -160,6 +160,22 @@ class PostgresCluster:
             time.sleep(0.1)
         raise ClusterError(f"no connection after {START_TIMEOUT:.0f} s; log:\n{self.log_tail()}")
 
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: every connection is cut), keeping its data."""
+        if self._running:
+            self._run("pg_ctl", "--pgdata", str(self.data), "stop", "-m", "fast", "-w")
+            self._running = False
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port."""
+        if not self._start_server():
+            raise ClusterError(f"the server did not start again; log:\n{self.log_tail()}")
+
+    def restart(self) -> None:
+        """Stop and start again (what an upgrade or a failover looks like to a client)."""
+        self.pause()
+        self.resume()
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove the directory; safe to call twice."""
         if self._running:
