@@ -13,6 +13,7 @@ from aiohttp import web
 from authproxy import appkeys as K
 from authproxy.app import build_app
 from authproxy.config.schema import Config
+from authproxy.web.event_loop import new_event_loop
 from authproxy.web.listen import bind_sockets
 from authproxy.web.log_redact import install_redaction
 from authproxy.web.protocol import JsonErrorRunner
@@ -78,9 +79,5 @@ def _announce(app: web.Application, runner: web.AppRunner) -> None:
 
 def serve(config: Config) -> None:
     setup_logging(config.log_level)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(run(config))
-    else:
-        uvloop.run(run(config))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(run(config))
