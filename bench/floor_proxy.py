@@ -4,7 +4,9 @@
 
 It forwards the method, path, query, body and end-to-end headers to one upstream over a
 keep-alive pool and streams the answer back chunk by chunk as it arrives: what any aiohttp
-gateway pays before it does anything of its own. Prints ``floor proxy listening on URL``.
+gateway pays before it does anything of its own. It runs on the gateway's event loop
+(authproxy/web/event_loop.py), or on uvloop's own with ``--stock-uvloop``. Prints
+``floor proxy listening on URL``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 import aiohttp
 import uvloop
 from aiohttp import web
+
+from authproxy.web.event_loop import new_event_loop
 
 __all__ = ["HOP_BY_HOP", "make_app"]
 
@@ -91,8 +95,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Bare aiohttp reverse proxy (the bench's floor).")
     p.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8081")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    p.add_argument("--stock-uvloop", action="store_true", help="uvloop's loop as it comes")
     args = p.parse_args(argv)
-    uvloop.run(_serve(args.upstream, args.port))
+    factory = uvloop.new_event_loop if args.stock_uvloop else new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_serve(args.upstream, args.port))
 
 
 if __name__ == "__main__":

@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         metavar="PREFIX",
-        help="afterwards, record the gateway with py-spy under the c64 plain load and the "
-        "streaming load (PREFIX.plain.txt, PREFIX.stream.txt) and print its hot spots",
+        help="afterwards, record the gateway and the floor with py-spy under the c64 plain "
+        "load and the streaming load (PREFIX.PATH.KIND.txt) and print their hot spots",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return p

@@ -7,6 +7,7 @@ A phase during which other processes on the machine used much CPU is run again (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bench.latency import Target
@@ -39,6 +40,7 @@ class Phase:
     connections: int
     targets: dict[str, Target]
     pids: dict[str, int]
+    settle: Callable[[], None] | None = None  # before each path's turn (llama: slots idle)
 
 
 @dataclass(slots=True)
@@ -52,10 +54,12 @@ class PhaseResult:
 
 
 def _quietest(
-    bench: Bench, spec: LoadSpec, watch: dict[str, int], noise: list[float]
+    bench: Bench, phase: Phase, spec: LoadSpec, watch: dict[str, int], noise: list[float]
 ) -> LoadResult:
     best: LoadResult | None = None
-    for _ in range(1 + bench.retries):
+    for attempt in range(1 + bench.retries):
+        if attempt and phase.settle is not None:
+            phase.settle()
         result = run_load(spec, threads=bench.threads, watch=watch)
         other = result.cpu_percent.get("other processes", 0.0)
         noise.append(other)
@@ -84,13 +88,15 @@ def run_phase(bench: Bench, phase: Phase, log: list[str]) -> PhaseResult:
                 seconds=bench.seconds,
             )
             print(f"  {phase.name}: {path}, round {round_no + 1} ...", flush=True)
+            if phase.settle is not None:
+                phase.settle()
             warm = replace(spec, seconds=bench.warmup_seconds)
             run_load(warm, threads=bench.threads, watch={})
             noise = out.other_cpu.setdefault(path, [])
             watch = {"server": phase.pids[path]}
             if path != "direct":
                 watch["upstream"] = phase.pids["direct"]
-            result = _quietest(bench, spec, watch, noise)
+            result = _quietest(bench, phase, spec, watch, noise)
             if result.failed:
                 log.append(f"{phase.name} {path}: {result.failed} answers with status >= 400")
             best = out.best.get(path)

@@ -1,5 +1,6 @@
-"""`overhead.py --profile PREFIX`: py-spy records the gateway under the plain load (c64, static
-upstream) and the streaming load (fake engine), one raw profile each, and prints hot spots.
+"""`overhead.py --profile PREFIX`: py-spy records the gateway, then the floor, under the plain
+load (c64, static upstream) and the streaming load (fake engine), one raw profile each, and
+prints hot spots and the share of each function group (bench/profile_groups.py).
 
 py-spy must be installed (``pip install py-spy``) and allowed to ptrace the gateway (root, or
 ``kernel.yama.ptrace_scope`` 0). The raw files are collapsed stacks; ``python -m
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from bench.load import LoadSpec, run_load
 from bench.procs import thread_cpu_seconds
-from bench.profile_summary import py_spy_path, summarize_file
+from bench.profile_groups import summarize_groups
+from bench.profile_summary import parse, py_spy_path, summarize_file
 from bench.runs import CHAT_PATH, Running, Settings, chat_body
 
 __all__ = ["profile_gateway", "profile_path"]
@@ -58,14 +60,18 @@ def profile_path(
     busy = ", ".join(f"{t} {pct:.0f} %" for t, pct in sorted(used.items()) if pct >= 0.5)
     print(f"threads, real CPU from /proc (% of one core): {busy}")
     print(summarize_file(out, top=15, thread="MainThread"))
+    stacks = [st for st in parse(out.read_text(errors="replace")) if st[0] == "MainThread"]
+    print(summarize_groups(stacks))
 
 
 def profile_gateway(running: Running, s: Settings, prefix: str) -> None:
+    """The gateway, then the floor for comparison, under each load: PREFIX.PATH.KIND.txt."""
     plain = chat_body("static", 8, stream=False)
     stream = chat_body("fake", s.stream_tokens, stream=True)
-    for kind, upstream, body, conns in (
-        ("plain", "static", plain, s.connections),
-        ("stream", "fake", stream, s.streams),
-    ):
-        out = Path(f"{prefix}.{kind}.txt")
-        profile_path(running, s, upstream=upstream, body=body, conns=conns, out=out, path="gateway")
+    for path in ("gateway", "floor"):
+        for kind, upstream, body, conns in (
+            ("plain", "static", plain, s.connections),
+            ("stream", "fake", stream, s.streams),
+        ):
+            out = Path(f"{prefix}.{path}.{kind}.txt")
+            profile_path(running, s, upstream=upstream, body=body, conns=conns, out=out, path=path)

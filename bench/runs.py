@@ -139,7 +139,25 @@ def events_per_stream(port: int, body: bytes) -> int:
     return sum(1 for e in data.split(b"\n\n") if e.strip())
 
 
+def wait_until_idle(port: int, within: float = 60) -> None:
+    """Until llama-server's slots are all idle: a load phase that ended mid-stream leaves it
+    finishing (or dropping) what the load generator abandoned."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            conn.request("GET", "/slots")
+            slots = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        if not any(slot.get("is_processing") for slot in slots):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"llama-server still busy {within:g} s after the load stopped")
+
+
 def _phase(running: Running, upstream: str, name: str, body: bytes, conns: int) -> Phase:
+    port = running.targets[upstream]["direct"].port
     return Phase(
         name=name,
         path=CHAT_PATH,
@@ -147,6 +165,7 @@ def _phase(running: Running, upstream: str, name: str, body: bytes, conns: int) 
         connections=conns,
         targets=running.targets[upstream],
         pids=running.pids[upstream],
+        settle=(lambda: wait_until_idle(port)) if upstream == "tiny" else None,
     )
 
 
@@ -213,10 +232,11 @@ def measure_all(running: Running, s: Settings) -> tuple[dict[str, Figures], list
         figures[path].chunks_per_s = r.rps * per
     details += _detail(f"llama-server streams, c{s.streams}", result, "chunk", per)
 
+    wait_until_idle(running.targets["tiny"]["direct"].port)
     print(f"time to first token, c=1: llama-server, {s.ttft_requests} per path", flush=True)
     order = list(running.targets["tiny"].values())
     ttft = chat_body("tiny", TTFT_TOKENS, stream=True)
-    summaries = measure_ttft(
+    summaries, empty = measure_ttft(
         order,
         path=CHAT_PATH,
         body=ttft,
@@ -225,4 +245,9 @@ def measure_all(running: Running, s: Settings) -> tuple[dict[str, Figures], list
     )
     for target, summary in zip(order, summaries, strict=True):
         figures[target.name].ttft_ms = summary.p50_ms
+    details.append(
+        f"  time to first token, c1: {s.ttft_requests} streams per path; empty streams "
+        f"(llama-server ended them after the headers; retried): "
+        + ", ".join(f"{t.name} {n}" for t, n in zip(order, empty, strict=True))
+    )
     return figures, details

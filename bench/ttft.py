@@ -21,6 +21,7 @@ __all__ = ["StreamClient", "measure_ttft"]
 
 CONTENT = b'"content":"'
 END = b"\r\n0\r\n\r\n"
+MAX_EMPTY = 20  # per target and run
 
 
 class StreamClient:
@@ -48,8 +49,10 @@ class StreamClient:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)  # between responses, anything readable is the server's FIN
 
-    def stream(self) -> tuple[float, float]:
-        """One streamed request: (seconds to the first content byte, seconds to the end)."""
+    def stream(self) -> tuple[float, float] | None:
+        """One streamed request: (seconds to the first content byte, seconds to the end), or
+        None for a 200 that carried no content (llama-server now and then ends a stream right
+        after its headers, whichever path the request took)."""
         started = time.perf_counter()
         sock = self._sock
         if sock is None or self._closed_by_peer(sock):
@@ -73,6 +76,8 @@ class StreamClient:
                 continue
             if not data:
                 self.close()
+                if buf.startswith(b"HTTP/1.1 200") and first is None:
+                    return None
                 raise BenchError(
                     f"{self.target.name}: connection closed mid-answer: {buf[-300:]!r}"
                 )
@@ -80,8 +85,10 @@ class StreamClient:
             if first is None and CONTENT in buf:
                 first = time.perf_counter()
         end = time.perf_counter()
-        if not buf.startswith(b"HTTP/1.1 200") or first is None:
+        if not buf.startswith(b"HTTP/1.1 200"):
             raise BenchError(f"{self.target.name}: not a streamed completion: {buf[:300]!r}")
+        if first is None:
+            return None
         return first - started, end - started
 
     def close(self) -> None:
@@ -92,18 +99,25 @@ class StreamClient:
 
 def measure_ttft(
     targets: list[Target], *, path: str, body: bytes, requests: int, warmup: int
-) -> list[Summary]:
-    """`requests` streams to each target, interleaved; time to first token in ms."""
+) -> tuple[list[Summary], list[int]]:
+    """`requests` streams to each target, interleaved: time to first token in ms, and per
+    target the number of empty streams (retried, not timed)."""
     clients = [StreamClient(t, path, body) for t in targets]
     samples: list[list[float]] = [[] for _ in targets]
+    empty = [0 for _ in targets]
     try:
         for i in range(warmup + requests):
             shift = i % len(clients)
             for side in [*range(shift, len(clients)), *range(shift)]:
-                first, _ = clients[side].stream()
+                timed = clients[side].stream()
+                while timed is None and empty[side] < MAX_EMPTY:
+                    empty[side] += 1
+                    timed = clients[side].stream()
+                if timed is None:
+                    raise BenchError(f"{targets[side].name}: {MAX_EMPTY} streams without content")
                 if i >= warmup:
-                    samples[side].append(first * 1000)
+                    samples[side].append(timed[0] * 1000)
     finally:
         for client in clients:
             client.close()
-    return [summarize(s) for s in samples]
+    return [summarize(s) for s in samples], empty
