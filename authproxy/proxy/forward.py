@@ -249,9 +249,13 @@ class Forwarder:
         out.headers["X-Request-Id"] = request_id  # the headers leave before the middleware sees it
         out.headers["Cache-Control"] = "no-cache"
         out.headers["X-Accel-Buffering"] = "no"
+        try:
+            await out.prepare(request)
+        except ConnectionResetError:  # the client left as the engine answered, just before
+            outcome.error = "client_disconnected"  # aiohttp cancelled this handler: as if it had
+            raise asyncio.CancelledError from None
         outcome.status = resp.status
         outcome.tokens = relay.tokens
-        await out.prepare(request)
         self._metrics.stream_opened()  # closed in the finally below, however the relay ends
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
