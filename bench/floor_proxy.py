@@ -31,22 +31,25 @@ HOP_BY_HOP = frozenset(
         "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
     )
 )  # fmt: skip
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+SESSION = web.AppKey("session", aiohttp.ClientSession)  # keep-alive pool
+FRESH = web.AppKey("fresh", aiohttp.ClientSession)  # a new connection every time
+# A pooled connection the upstream had closed (llama-server closes after every stream while
+# announcing keep-alive): nothing was answered, so the request goes again on a new connection.
+STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientConnectionResetError)
 
 
 async def _forward(request: web.Request) -> web.StreamResponse:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
     body = await request.read()
-    session = request.app[SESSION]
-    for attempt in (1, 2, 3):  # again if a pooled connection turns out closed (llama-server
-        try:  # closes after every stream while announcing keep-alive)
+    for session in (request.app[SESSION], request.app[FRESH]):
+        try:
             upstream = await session.request(
                 request.method, request.rel_url, data=body, headers=headers,
                 allow_redirects=False,
             )  # fmt: skip
             break
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if attempt == 3 or isinstance(exc, aiohttp.ClientConnectorError):
+        except STALE as exc:
+            if session is request.app[FRESH] or isinstance(exc, aiohttp.ClientConnectorError):
                 raise
     async with upstream:
         out = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -63,17 +66,21 @@ async def _forward(request: web.Request) -> web.StreamResponse:
 
 
 async def _session_ctx(app: web.Application, upstream: str) -> None:
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4)
-    app[SESSION] = aiohttp.ClientSession(
-        upstream, connector=connector, auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
-    )  # fmt: skip
+    for key, connector in (
+        (SESSION, aiohttp.TCPConnector(limit=0, keepalive_timeout=4)),
+        (FRESH, aiohttp.TCPConnector(limit=0, force_close=True)),
+    ):
+        app[key] = aiohttp.ClientSession(
+            upstream, connector=connector, auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=None),
+        )  # fmt: skip
 
 
 def make_app(upstream: str) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.on_startup.append(lambda a: _session_ctx(a, upstream))
     app.on_cleanup.append(lambda a: a[SESSION].close())
+    app.on_cleanup.append(lambda a: a[FRESH].close())
     app.router.add_route("*", "/{tail:.*}", _forward)
     return app
 

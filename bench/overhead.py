@@ -43,9 +43,11 @@ if not __package__:  # run as a script: make the repository root importable
 
 from bench import report
 from bench.load import wrk_path
+from bench.machine import background_load
 from bench.procs import BenchError, Children
 from bench.profile_run import profile_gateway
-from bench.runs import Settings, background_load, measure_all, start_all
+from bench.runs import Settings, measure_all
+from bench.stack import start_all
 
 __all__ = ["main"]
 
@@ -84,7 +86,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         seconds=args.seconds or (3.0 if quick else 8.0),
         warmup_seconds=1.0 if quick else 2.0,
         rounds=args.rounds or (1 if quick else 2),
-        retries=0 if quick else 2,
+        extra_rounds=0 if quick else 2,
         connections=args.connections,
         streams=args.streams,
         stream_tokens=args.stream_tokens,
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         idle = background_load()
         if idle is not None:
             print(f"background CPU load before the run: {idle:.0f} % of one core", flush=True)
-        running = start_all(children, settings)
+        running = start_all(children, access_log=settings.access_log)
         figures, details = measure_all(running, settings)
         children.check_alive()
         print(

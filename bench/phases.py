@@ -1,8 +1,10 @@
 """The measured phases: the same load through every path (direct, Caddy, the floor, authproxy)
-in turn, several rounds with the order rotated, the best round kept per path.
+in turn, round after round with the order rotated, the best round kept per path.
 
-A phase during which other processes on the machine used much CPU is run again (up to
-`retries` times) and the quietest attempt is kept; what the others used is reported either way.
+The machine's other processes are measured during every round. While some path has had no
+quiet round (other processes under `NOISY_PERCENT` of a core), the phase runs up to
+`extra_rounds` more rounds of every path, so each path gets as many chances as the others;
+what the others used is reported either way.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from bench.latency import Target
 from bench.load import LoadResult, LoadSpec, run_load
 
-__all__ = ["Bench", "Phase", "PhaseResult", "run_phase"]
+__all__ = ["NOISY_PERCENT", "Bench", "Phase", "PhaseResult", "run_phase"]
 
-NOISY_PERCENT = 25.0  # other processes' CPU (% of one core) that makes a phase worth redoing
+NOISY_PERCENT = 25.0  # other processes' CPU (% of one core) that makes a round disturbed
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,7 @@ class Bench:
     seconds: float
     warmup_seconds: float
     rounds: int
-    retries: int
+    extra_rounds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,60 +48,55 @@ class Phase:
 @dataclass(slots=True)
 class PhaseResult:
     best: dict[str, LoadResult] = field(default_factory=dict)
-    other_cpu: dict[str, list[float]] = field(default_factory=dict)  # per path, per attempt
+    other_cpu: dict[str, list[float]] = field(default_factory=dict)  # per path, per round
 
     def cpu_us_per_request(self, path: str) -> float | None:
         result = self.best.get(path)
         return None if result is None else result.cpu_us_per_request.get("server")
 
+    def disturbed(self) -> bool:
+        """Some path never had a quiet round."""
+        return any(min(v) > NOISY_PERCENT for v in self.other_cpu.values())
 
-def _quietest(
-    bench: Bench, phase: Phase, spec: LoadSpec, watch: dict[str, int], noise: list[float]
-) -> LoadResult:
-    best: LoadResult | None = None
-    for attempt in range(1 + bench.retries):
-        if attempt and phase.settle is not None:
-            phase.settle()
-        result = run_load(spec, threads=bench.threads, watch=watch)
-        other = result.cpu_percent.get("other processes", 0.0)
-        noise.append(other)
-        if best is None or other < best.cpu_percent.get("other processes", 0.0):
-            best = result
-        if other <= NOISY_PERCENT:
-            break
-    assert best is not None
-    return best
+
+def _one(bench: Bench, phase: Phase, path: str) -> LoadResult:
+    target = phase.targets[path]
+    spec = LoadSpec(
+        port=target.port,
+        path=phase.path,
+        body=phase.body,
+        key=target.key,
+        connections=phase.connections,
+        seconds=bench.seconds,
+    )
+    if phase.settle is not None:
+        phase.settle()
+    run_load(replace(spec, seconds=bench.warmup_seconds), threads=bench.threads, watch={})
+    watch = {"server": phase.pids[path]}
+    if path != "direct":
+        watch["upstream"] = phase.pids["direct"]
+    return run_load(spec, threads=bench.threads, watch=watch)
 
 
 def run_phase(bench: Bench, phase: Phase, log: list[str]) -> PhaseResult:
-    """Each path `rounds` times (order rotated); per path the round with the most requests."""
+    """Rounds of every path (order rotated); per path the round with the most requests."""
     out = PhaseResult()
     paths = list(phase.targets)
-    for round_no in range(bench.rounds):
+    round_no = 0
+    while round_no < bench.rounds or (
+        out.disturbed() and round_no < bench.rounds + bench.extra_rounds
+    ):
         shift = round_no % len(paths)
         for path in paths[shift:] + paths[:shift]:
-            target = phase.targets[path]
-            spec = LoadSpec(
-                port=target.port,
-                path=phase.path,
-                body=phase.body,
-                key=target.key,
-                connections=phase.connections,
-                seconds=bench.seconds,
-            )
             print(f"  {phase.name}: {path}, round {round_no + 1} ...", flush=True)
-            if phase.settle is not None:
-                phase.settle()
-            warm = replace(spec, seconds=bench.warmup_seconds)
-            run_load(warm, threads=bench.threads, watch={})
-            noise = out.other_cpu.setdefault(path, [])
-            watch = {"server": phase.pids[path]}
-            if path != "direct":
-                watch["upstream"] = phase.pids["direct"]
-            result = _quietest(bench, phase, spec, watch, noise)
+            result = _one(bench, phase, path)
+            out.other_cpu.setdefault(path, []).append(
+                result.cpu_percent.get("other processes", 0.0)
+            )
             if result.failed:
                 log.append(f"{phase.name} {path}: {result.failed} answers with status >= 400")
             best = out.best.get(path)
             if best is None or result.rps > best.rps:
                 out.best[path] = result
+        round_no += 1
     return out

@@ -17,7 +17,8 @@ from bench.load import LoadSpec, run_load
 from bench.procs import thread_cpu_seconds
 from bench.profile_groups import summarize_groups
 from bench.profile_summary import parse, py_spy_path, summarize_file
-from bench.runs import CHAT_PATH, Running, Settings, chat_body
+from bench.runs import CHAT_PATH, Settings
+from bench.stack import Running, chat_body
 
 __all__ = ["profile_gateway", "profile_path"]
 

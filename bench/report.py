@@ -10,7 +10,7 @@ Targets (issue 15), all ratios to figures measured in the same run:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["PATHS", "Figures", "Verdict", "render_figures", "render_verdicts", "verdicts"]
 
@@ -38,7 +38,6 @@ class Figures:
     cpu_us_per_chunk: float | None = None  # the proxy's CPU per streamed chunk (fake engine)
     chunks_per_s: float | None = None  # llama-server streams at c16
     ttft_ms: float | None = None  # llama-server, c1, p50
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +107,17 @@ def verdicts(figures: dict[str, Figures]) -> list[Verdict]:
     d, f, g = figures["direct"], figures["floor"], figures["gateway"]
     out: list[Verdict] = []
     rps = _ratio(g.rps, f.rps)
+    # What one core would serve, 1 / CPU per request: the ratio a busy machine disturbs least.
+    by_cpu = _ratio(f.cpu_us_per_request, g.cpu_us_per_request)
+    measured = "-"
+    if rps is not None:
+        measured = f"{rps:.0%} ({_num(g.rps, ',.0f')} vs {_num(f.rps, ',.0f')})"
+        if by_cpu is not None:
+            measured += f"; by CPU per request {by_cpu:.0%}"
     out.append(
         Verdict(
             f"c64 requests/s >= {RPS_OF_FLOOR:.0%} of the floor's",
-            "-" if rps is None else f"{rps:.0%} ({_num(g.rps, ',.0f')} vs {_num(f.rps, ',.0f')})",
+            measured,
             None if rps is None else rps >= RPS_OF_FLOOR,
         )
     )

@@ -1,10 +1,6 @@
-"""Starting every server of the benchmark, and the measurements, in order.
-
-Paths: `direct` (the upstream itself), `caddy` (Caddy's reverse_proxy), `floor` (the bare
-aiohttp proxy), `gateway` (authproxy). Upstreams, each known to the gateway by its model name:
-`static` (Caddy answering a fixed completion), `fake` (tests/fakes/engine.py, no token delay),
-`tiny` (the real llama-server).
-"""
+"""The benchmark's measurements, in order, on the servers bench/stack.py started: plain
+requests at c1 and at c64 (static upstream), streams at c16 (fake engine: CPU per chunk;
+llama-server: chunks/s) and the time to first token at c1 (llama-server)."""
 
 from __future__ import annotations
 
@@ -13,24 +9,15 @@ import json
 import time
 from dataclasses import dataclass
 
-from bench.latency import Target, measure_latency
+from bench.latency import measure_latency
+from bench.machine import OtherLoad
 from bench.phases import Bench, Phase, PhaseResult, run_phase
-from bench.procs import (
-    HOST,
-    BenchError,
-    Children,
-    gateway_port,
-    init_gateway,
-    start_engine,
-    start_gateway,
-    system_busy_seconds,
-    write_gateway_config,
-)
+from bench.procs import HOST, BenchError
 from bench.report import Figures
-from bench.servers import start_caddy_proxy, start_caddy_static, start_floor, start_llama
+from bench.stack import PATHS, Running, chat_body
 from bench.ttft import measure_ttft
 
-__all__ = ["Running", "Settings", "background_load", "chat_body", "measure_all", "start_all"]
+__all__ = ["CHAT_PATH", "Settings", "measure_all"]
 
 CHAT_PATH = "/v1/chat/completions"
 UPSTREAMS = ("static", "fake", "tiny")
@@ -44,7 +31,7 @@ class Settings:
     seconds: float
     warmup_seconds: float
     rounds: int
-    retries: int
+    extra_rounds: int
     connections: int
     streams: int
     stream_tokens: int
@@ -58,71 +45,8 @@ class Settings:
             seconds=self.seconds,
             warmup_seconds=self.warmup_seconds,
             rounds=self.rounds,
-            retries=self.retries,
+            extra_rounds=self.extra_rounds,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Running:
-    """Per upstream, each path's target and the pid of the process serving that path."""
-
-    targets: dict[str, dict[str, Target]]
-    pids: dict[str, dict[str, int]]
-
-
-def background_load(seconds: float = 1.0) -> float | None:
-    """% of one core the machine is busy before the benchmark starts anything."""
-    before = system_busy_seconds()
-    time.sleep(seconds)
-    after = system_busy_seconds()
-    if before is None or after is None:
-        return None
-    return 100 * (after - before) / seconds
-
-
-def chat_body(model: str, max_tokens: int, *, stream: bool) -> bytes:
-    body: dict[str, object] = {
-        "model": model,
-        "messages": [{"role": "user", "content": "Say hello in a few words."}],
-        "max_tokens": max_tokens,
-    }
-    if stream:
-        body["stream"] = True
-    if model == "fake":
-        body["ignore_eos"] = True  # the fake engine's answer then runs to max_tokens
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def start_all(children: Children, settings: Settings) -> Running:
-    print("starting: upstreams (Caddy static, fake engine, llama-server) ...", flush=True)
-    static_pid, static_port = start_caddy_static(children)
-    engine, engine_port = start_engine(children, 0.0, "fake")
-    llama_pid, llama_port = start_llama(children)
-    direct = {"static": static_port, "fake": engine_port, "tiny": llama_port}
-    print("starting: Caddy reverse_proxy, the floor proxies, the gateway ...", flush=True)
-    caddy_pid, caddy_ports = start_caddy_proxy(children, direct)
-    floors = {name: start_floor(children, f"floor-{name}", port) for name, port in direct.items()}
-    config = write_gateway_config(children.workdir, direct, access_log=settings.access_log)
-    key = init_gateway(config)
-    gateway = start_gateway(children, config)
-    gw_port = gateway_port(config)
-    direct_pids = {"static": static_pid, "fake": engine.pid, "tiny": llama_pid}
-    targets: dict[str, dict[str, Target]] = {}
-    pids: dict[str, dict[str, int]] = {}
-    for name in UPSTREAMS:
-        targets[name] = {
-            "direct": Target("direct", direct[name], None),
-            "caddy": Target("caddy", caddy_ports[name], None),
-            "floor": Target("floor", floors[name][1], None),
-            "gateway": Target("gateway", gw_port, key),
-        }
-        pids[name] = {
-            "direct": direct_pids[name],
-            "caddy": caddy_pid,
-            "floor": floors[name][0],
-            "gateway": gateway.pid,
-        }
-    return Running(targets=targets, pids=pids)
 
 
 def events_per_stream(port: int, body: bytes) -> int:
@@ -170,7 +94,10 @@ def _phase(running: Running, upstream: str, name: str, body: bytes, conns: int) 
 
 
 def _detail(name: str, result: PhaseResult, unit: str, per: float) -> list[str]:
-    lines = [f"  {name}:"]
+    rounds = max(len(v) for v in result.other_cpu.values())
+    lines = [f"  {name}, best of {rounds} rounds:"]
+    if result.disturbed():
+        lines[0] += " DISTURBED (some path never had a quiet round; CPU per request holds best)"
     for path, r in result.best.items():
         cpu = r.cpu_us_per_request.get("server")
         noise = "/".join(f"{n:.0f}" for n in result.other_cpu.get(path, []))
@@ -188,26 +115,59 @@ def _detail(name: str, result: PhaseResult, unit: str, per: float) -> list[str]:
     return lines
 
 
-def measure_all(running: Running, s: Settings) -> tuple[dict[str, Figures], list[str]]:
-    figures = {path: Figures() for path in ("direct", "caddy", "floor", "gateway")}
-    details: list[str] = []
-    bench = s.bench
-    plain = chat_body("static", 8, stream=False)
+def _ours(running: Running) -> list[int]:
+    return sorted({pid for pids in running.pids.values() for pid in pids.values()})
+
+
+def _c1_latency(running: Running, s: Settings, figures: dict[str, Figures]) -> str:
     order = list(running.targets["static"].values())
     print(f"latency, c=1: plain, {s.requests} requests per path ...", flush=True)
-    for target, summary in zip(
+    others = OtherLoad(_ours(running))
+    summaries = measure_latency(
         order,
-        measure_latency(
-            order,
-            path=CHAT_PATH,
-            body=plain,
-            stream=False,
-            requests=s.requests,
-            warmup=max(50, s.requests // 10),
-        ),
-        strict=True,
-    ):
+        path=CHAT_PATH,
+        body=chat_body("static", 8, stream=False),
+        stream=False,
+        requests=s.requests,
+        warmup=max(50, s.requests // 10),
+    )
+    for target, summary in zip(order, summaries, strict=True):
         figures[target.name].p50_ms = summary.p50_ms
+    return f"  plain requests, c1: {s.requests} per path; {_others(others)}"
+
+
+def _ttft(running: Running, s: Settings, figures: dict[str, Figures]) -> str:
+    wait_until_idle(running.targets["tiny"]["direct"].port)
+    print(f"time to first token, c=1: llama-server, {s.ttft_requests} per path", flush=True)
+    order = list(running.targets["tiny"].values())
+    others = OtherLoad(_ours(running))
+    summaries, empty = measure_ttft(
+        order,
+        path=CHAT_PATH,
+        body=chat_body("tiny", TTFT_TOKENS, stream=True),
+        requests=s.ttft_requests,
+        warmup=max(10, s.ttft_requests // 10),
+    )
+    for target, summary in zip(order, summaries, strict=True):
+        figures[target.name].ttft_ms = summary.p50_ms
+    retried = ", ".join(f"{t.name} {n}" for t, n in zip(order, empty, strict=True))
+    return (
+        f"  time to first token, c1: {s.ttft_requests} streams per path; {_others(others)}; "
+        f"streams llama-server ended right after its headers (retried): {retried}"
+    )
+
+
+def _others(meter: OtherLoad) -> str:
+    pct = meter.percent()
+    return "other processes: -" if pct is None else f"other processes {pct:.0f} % of a core"
+
+
+def measure_all(running: Running, s: Settings) -> tuple[dict[str, Figures], list[str]]:
+    figures = {path: Figures() for path in PATHS}
+    details: list[str] = [_c1_latency(running, s, figures)]
+    bench = s.bench
+
+    plain = chat_body("static", 8, stream=False)
     print(f"throughput, c={s.connections}: plain requests, static upstream", flush=True)
     result = run_phase(bench, _phase(running, "static", "plain", plain, s.connections), details)
     for path, r in result.best.items():
@@ -232,22 +192,5 @@ def measure_all(running: Running, s: Settings) -> tuple[dict[str, Figures], list
         figures[path].chunks_per_s = r.rps * per
     details += _detail(f"llama-server streams, c{s.streams}", result, "chunk", per)
 
-    wait_until_idle(running.targets["tiny"]["direct"].port)
-    print(f"time to first token, c=1: llama-server, {s.ttft_requests} per path", flush=True)
-    order = list(running.targets["tiny"].values())
-    ttft = chat_body("tiny", TTFT_TOKENS, stream=True)
-    summaries, empty = measure_ttft(
-        order,
-        path=CHAT_PATH,
-        body=ttft,
-        requests=s.ttft_requests,
-        warmup=max(10, s.ttft_requests // 10),
-    )
-    for target, summary in zip(order, summaries, strict=True):
-        figures[target.name].ttft_ms = summary.p50_ms
-    details.append(
-        f"  time to first token, c1: {s.ttft_requests} streams per path; empty streams "
-        f"(llama-server ended them after the headers; retried): "
-        + ", ".join(f"{t.name} {n}" for t, n in zip(order, empty, strict=True))
-    )
+    details.append(_ttft(running, s, figures))
     return figures, details
