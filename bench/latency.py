@@ -1,8 +1,8 @@
 """Added latency at concurrency 1: one lean keep-alive client, the same for both targets.
 
-Direct and gateway requests alternate (and swap which goes first every round), so drift on the
-machine (frequency scaling, a cron job) hits both sides alike and the client's own cost cancels
-out in the difference.
+Requests to the targets (direct, the proxies) alternate, and which goes first rotates every
+round, so drift on the machine (frequency scaling, a cron job) hits all of them alike and the
+client's own cost cancels out in the differences.
 """
 
 from __future__ import annotations
@@ -91,23 +91,23 @@ def _check(target: Target, status: int, data: bytes, stream: bool) -> None:
         raise BenchError(f"{target.name}: not a chat completion: {data[:300]!r}")
 
 
-def measure_pair(
-    direct: Target,
-    gateway: Target,
+def measure_latency(
+    targets: list[Target],
     *,
     path: str,
     body: bytes,
     stream: bool,
     requests: int,
     warmup: int,
-) -> tuple[Summary, Summary]:
-    """`requests` sequential requests to each target, interleaved; latencies in ms."""
-    clients = (KeepAliveClient(direct), KeepAliveClient(gateway))
-    samples: tuple[list[float], list[float]] = ([], [])
+) -> list[Summary]:
+    """`requests` sequential requests to each target, interleaved (the order rotates every
+    round); latencies in ms, one Summary per target."""
+    clients = [KeepAliveClient(t) for t in targets]
+    samples: list[list[float]] = [[] for _ in targets]
     try:
         for i in range(warmup + requests):
-            order = (0, 1) if i % 2 == 0 else (1, 0)
-            for side in order:
+            shift = i % len(clients)
+            for side in [*range(shift, len(clients)), *range(shift)]:
                 client = clients[side]
                 status, data, elapsed = client.post(path, body)
                 _check(client.target, status, data, stream)
@@ -116,4 +116,4 @@ def measure_pair(
     finally:
         for client in clients:
             client.close()
-    return summarize(samples[0]), summarize(samples[1])
+    return [summarize(s) for s in samples]

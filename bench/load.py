@@ -1,8 +1,8 @@
-"""Throughput at concurrency N: wrk with a POST script, or the aiohttp load generator.
+"""Throughput at concurrency N with wrk and a POST script (bench/wrk_post.lua).
 
-The load generator runs in a process of its own; while it runs, the CPU time of the engine and
-the gateway is sampled from /proc, and the generator's own from the rusage of reaped children,
-so the report can say which process was the bottleneck.
+While wrk runs, the CPU time of the watched processes is sampled from /proc, wrk's own from the
+rusage of reaped children, and the whole machine's from /proc/stat, so the report can say who
+used the CPU and how busy the rest of the machine was.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import json
 import resource
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import HOST, ROOT, BenchError, child_env, cpu_seconds, system_busy_seconds
+
+__all__ = ["LoadResult", "LoadSpec", "run_load", "wrk_path"]
 
 LUA = Path(__file__).resolve().parent / "wrk_post.lua"
 RESULT_PREFIX = "BENCH_RESULT "
@@ -34,24 +35,25 @@ class LoadSpec:
 
 @dataclass(slots=True)
 class LoadResult:
-    tool: str
-    requests: int
-    errors: int
+    requests: int  # complete answers
+    failed: int  # of those, answered with a status >= 400
+    socket_errors: int  # connect / read / write errors and timeouts (no answer counted)
     seconds: float
-    p50_ms: float | None
-    p99_ms: float | None
+    p50_ms: float
+    p99_ms: float
     cpu_percent: dict[str, float] = field(default_factory=dict)  # process -> % of one core
     cpu_us_per_request: dict[str, float] = field(default_factory=dict)  # process -> CPU µs
 
     @property
     def rps(self) -> float:
-        return (self.requests - self.errors) / self.seconds if self.seconds > 0 else 0.0
+        """Successful answers per second."""
+        return (self.requests - self.failed) / self.seconds if self.seconds > 0 else 0.0
 
     def add_cpu(self, name: str, cpu_seconds: float, wall: float) -> None:
         """Record a process's CPU use over the phase; per request is robust to contention."""
         self.cpu_percent[name] = 100 * cpu_seconds / wall
-        if self.requests:
-            self.cpu_us_per_request[name] = 1e6 * cpu_seconds / self.requests
+        if self.requests > self.failed:
+            self.cpu_us_per_request[name] = 1e6 * cpu_seconds / (self.requests - self.failed)
 
 
 def wrk_path() -> str | None:
@@ -66,7 +68,7 @@ def _children_cpu() -> float:
 def _wrk_argv(spec: LoadSpec, threads: int) -> list[str]:
     wrk = wrk_path()
     if wrk is None:
-        raise BenchError("wrk is not installed")
+        raise BenchError("wrk is not installed (apt-get install wrk)")
     url = f"http://{HOST}:{spec.port}{spec.path}"
     return [
         wrk,
@@ -81,49 +83,23 @@ def _wrk_argv(spec: LoadSpec, threads: int) -> list[str]:
     ]
 
 
-def _loadgen_argv(spec: LoadSpec) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        "--port",
-        str(spec.port),
-        "--path",
-        spec.path,
-        "--connections",
-        str(spec.connections),
-        "--seconds",
-        repr(spec.seconds),
-    ]
-
-
-def _parse(tool: str, output: str) -> LoadResult:
+def _parse(output: str) -> LoadResult:
     line = next((ln for ln in output.splitlines() if ln.startswith(RESULT_PREFIX)), None)
     if line is None:
-        raise BenchError(f"{tool} printed no result:\n{output[-2000:]}")
+        raise BenchError(f"wrk printed no result:\n{output[-2000:]}")
     raw = json.loads(line[len(RESULT_PREFIX) :])
-    if tool == "wrk":
-        errors = sum(int(raw[k]) for k in ("connect", "read", "write", "status", "timeout"))
-        return LoadResult(
-            tool="wrk",
-            requests=int(raw["requests"]),
-            errors=errors,
-            seconds=int(raw["duration_us"]) / 1e6,
-            p50_ms=int(raw["p50_us"]) / 1000,
-            p99_ms=int(raw["p99_us"]) / 1000,
-        )
     return LoadResult(
-        tool="aiohttp loadgen",
         requests=int(raw["requests"]),
-        errors=int(raw["errors"]),
-        seconds=float(raw["seconds"]),
-        p50_ms=raw.get("p50_ms"),
-        p99_ms=raw.get("p99_ms"),
+        failed=int(raw["status"]),
+        socket_errors=sum(int(raw[k]) for k in ("connect", "read", "write", "timeout")),
+        seconds=int(raw["duration_us"]) / 1e6,
+        p50_ms=int(raw["p50_us"]) / 1000,
+        p99_ms=int(raw["p99_us"]) / 1000,
     )
 
 
 def _run_to_end(argv: list[str], env: dict[str, str], timeout: float) -> tuple[str, str, int]:
-    """Run a load generator; on a timeout or Ctrl-C it is killed and reaped before raising."""
+    """Run wrk; on a timeout or Ctrl-C it is killed and reaped before raising."""
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -144,22 +120,21 @@ def _run_to_end(argv: list[str], env: dict[str, str], timeout: float) -> tuple[s
     return stdout, stderr, proc.returncode
 
 
-def run_load(spec: LoadSpec, *, use_wrk: bool, threads: int, watch: dict[str, int]) -> LoadResult:
-    """Run one load phase; `watch` maps process names to pids whose CPU use is reported."""
-    tool = "wrk" if use_wrk else "loadgen"
-    argv = _wrk_argv(spec, threads) if use_wrk else _loadgen_argv(spec)
+def run_load(spec: LoadSpec, *, threads: int, watch: dict[str, int]) -> LoadResult:
+    """Run one load phase; `watch` maps names to pids whose CPU use is reported. What the
+    machine used beyond them and wrk is reported as "other processes"."""
     env = child_env(BENCH_BODY=spec.body.decode(), BENCH_AUTH=spec.key or "")
     before = {name: cpu_seconds(pid) for name, pid in watch.items()}
     before_gen = _children_cpu()
     before_all = system_busy_seconds()
     started = time.perf_counter()
-    stdout, stderr, returncode = _run_to_end(argv, env, timeout=spec.seconds + 60)
+    stdout, stderr, returncode = _run_to_end(_wrk_argv(spec, threads), env, spec.seconds + 60)
     wall = time.perf_counter() - started
     after = {name: cpu_seconds(pid) for name, pid in watch.items()}
     after_all = system_busy_seconds()
     if returncode != 0:
-        raise BenchError(f"{tool} failed ({returncode}): {stderr.strip()[-2000:]}")
-    result = _parse(tool, stdout)
+        raise BenchError(f"wrk failed ({returncode}): {stderr.strip()[-2000:]}")
+    result = _parse(stdout)
     for name, cpu0 in before.items():
         cpu1 = after[name]
         if cpu0 is not None and cpu1 is not None:

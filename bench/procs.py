@@ -40,7 +40,7 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -111,10 +111,13 @@ class Children:
     def log_of(self, proc: subprocess.Popen[bytes]) -> Path:
         return next(log for _, p, log in self._procs if p is proc)
 
+    def pid_of(self, name: str) -> int:
+        return next(p.pid for n, p, _ in self._procs if n == name)
+
     def check_alive(self) -> None:
         for name, proc, log in self._procs:
             if proc.poll() is not None:
-                raise BenchError(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
+                raise BenchError(f"{name} exited with {proc.returncode}:\n{tail(log)}")
 
     def stop_all(self, timeout: float = 10.0) -> None:
         procs = list(reversed(self._procs))
@@ -131,8 +134,10 @@ class Children:
                 proc.wait()
 
 
-def start_engine(children: Children, token_delay: float) -> tuple[subprocess.Popen[bytes], int]:
-    argv = [sys.executable, "-m", "tests.fakes.engine", "--port", "0", "--models", "tiny"]
+def start_engine(
+    children: Children, token_delay: float, model: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    argv = [sys.executable, "-m", "tests.fakes.engine", "--port", "0", "--models", model]
     argv += ["--token-delay", repr(token_delay)]
     proc = children.start("engine", argv, child_env(PYTHONUNBUFFERED="1"))
     log = children.log_of(proc)
@@ -143,16 +148,20 @@ def start_engine(children: Children, token_delay: float) -> tuple[subprocess.Pop
             return proc, int(match.group(1))
         children.check_alive()
         time.sleep(0.05)
-    raise BenchError(f"the fake engine did not start within 30 s:\n{_tail(log)}")
+    raise BenchError(f"the fake engine did not start within 30 s:\n{tail(log)}")
 
 
-def write_gateway_config(workdir: Path, engine_port: int) -> Path:
-    """The gateway config (JSON is YAML): one upstream, the access log off (log_level warning)."""
+def write_gateway_config(workdir: Path, upstreams: dict[str, int], *, access_log: bool) -> Path:
+    """The gateway config (JSON is YAML): one upstream per model (its name) at its port; the
+    access log is off unless asked for (log_level warning)."""
     config = {
         "listen": {"host": HOST, "port": free_port()},
         "data_dir": str(workdir / "data"),
-        "upstreams": [{"name": "fake", "url": f"http://{HOST}:{engine_port}", "models": ["tiny"]}],
-        "log_level": "warning",
+        "upstreams": [
+            {"name": model, "url": f"http://{HOST}:{port}", "models": [model]}
+            for model, port in upstreams.items()
+        ],
+        "log_level": "info" if access_log else "warning",
         "shutdown_grace": 2,
     }
     path = workdir / "authproxy.yaml"
@@ -184,15 +193,15 @@ def start_gateway(children: Children, config_path: Path) -> subprocess.Popen[byt
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         children.check_alive()
-        if _get_status(port, "/healthz") == 200:
+        if get_status(port, "/healthz") == 200:
             return proc
         time.sleep(0.05)
     raise BenchError(
-        f"the gateway did not answer /healthz within 30 s:\n{_tail(children.log_of(proc))}"
+        f"the gateway did not answer /healthz within 30 s:\n{tail(children.log_of(proc))}"
     )
 
 
-def _get_status(port: int, path: str) -> int | None:
+def get_status(port: int, path: str) -> int | None:
     conn = http.client.HTTPConnection(HOST, port, timeout=2)
     try:
         conn.request("GET", path)

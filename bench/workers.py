@@ -13,7 +13,7 @@ the SQLite file), PostgreSQL with ``workers: 1`` and ``2`` (quotas in PostgreSQL
 made with the key of a user whose role has limits (tokens per day and month, concurrency; no
 rpm), so every request is admitted by the quota book of its deployment.
 
-* throughput: the same load (wrk, or the aiohttp load generator) on each gateway in turn, in
+* throughput: the same load (wrk) on each gateway in turn, in
   the order A B B A so that drift on the machine hits both worker counts alike; it reports
   requests per second, latency, the CPU the gateway's processes used per request, and the
   ratio 2 workers / 1 worker;
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from pg.cluster import PostgresCluster
 from replicas.procnet import children, listeners
 
-from bench.latency import Summary, Target, measure_pair
+from bench.latency import Summary, Target, measure_latency
 from bench.load import LoadResult, LoadSpec, run_load, wrk_path
 from bench.procs import (
     HOST,
@@ -148,7 +148,7 @@ class Figures:
     quota: dict[str, tuple[Summary, Summary]]  # label -> (no limits, with limits)
 
 
-def measure(deployments: list[Deployment], args: argparse.Namespace, use_wrk: bool) -> Figures:
+def measure(deployments: list[Deployment], args: argparse.Namespace) -> Figures:
     figures = Figures(load={}, quota={})
     order = deployments + deployments[::-1]  # A B B A ...
     for d in order:
@@ -159,20 +159,18 @@ def measure(deployments: list[Deployment], args: argparse.Namespace, use_wrk: bo
         print(f"throughput, c={args.connections}: {d.label} ...", flush=True)
         run_load(
             LoadSpec(d.port, CHAT_PATH, spec.body, d.user_key, args.connections, args.warmup),
-            use_wrk=use_wrk, threads=1, watch={},
+            threads=1, watch={},
         )  # fmt: skip
         watch = {f"worker {i + 1}": pid for i, pid in enumerate(d.pids)}
-        figures.load.setdefault(d.label, []).append(
-            run_load(spec, use_wrk=use_wrk, threads=1, watch=watch)
-        )
+        figures.load.setdefault(d.label, []).append(run_load(spec, threads=1, watch=watch))
     for d in deployments:
         print(f"quota round trip, c=1: {d.label} ...", flush=True)
-        figures.quota[d.label] = measure_pair(
-            Target("no limits", d.port, d.admin_key),
-            Target("with limits", d.port, d.user_key),
+        free, limited = measure_latency(
+            [Target("no limits", d.port, d.admin_key), Target("with limits", d.port, d.user_key)],
             path=CHAT_PATH, body=chat_body(False), stream=False, requests=args.requests,
             warmup=args.requests // 10,
         )  # fmt: skip
+        figures.quota[d.label] = (free, limited)
     return figures
 
 
@@ -201,7 +199,7 @@ def print_figures(figures: Figures, args: argparse.Namespace, tool: str) -> None
         if not count.startswith("1 "):
             one = rps.get(f"{store}, 1 worker")
             ratio = f"{rps[label] / one:.2f}x" if one else ""
-        errors = sum(r.errors for r in runs)
+        errors = sum(r.failed + r.socket_errors for r in runs)
         note = f"  ({errors} failed)" if errors else ""
         print(
             f"{label:<24}{rps[label]:>8.0f}{p50:>9.1f}{p99:>9.1f}{cpu:>14.0f} µs{ratio:>15}{note}"
@@ -226,7 +224,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=64, help="concurrency of the load")
     p.add_argument("--requests", type=int, help="sequential requests per key (quota cost)")
     p.add_argument("--stream", action="store_true", help="8-token streams instead of plain")
-    p.add_argument("--no-wrk", action="store_true", help="use the aiohttp load generator")
     return p
 
 
@@ -239,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     args.warmup = 1.0 if args.quick else 2.0
     args.requests = args.requests or (300 if args.quick else 2000)
-    use_wrk = not args.no_wrk and wrk_path() is not None
+    if wrk_path() is None:
+        print("workers: wrk is not installed (tests/setup/system_packages.sh installs it)")
+        return 1
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="authproxy-bench-workers-"))
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with PostgresCluster(durable=True) as cluster:
             try:
-                _engine, engine_port = start_engine(children, 0.0)
+                _engine, engine_port = start_engine(children, 0.0, "tiny")
                 deployments = [
                     deploy(children, workdir, engine_port, database, workers)
                     for store in ("sqlite", "postgresql")
@@ -256,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                         cluster.create_database(f"bench{workers}") if store != "sqlite" else None
                     ]
                 ]
-                figures = measure(deployments, args, use_wrk)
+                figures = measure(deployments, args)
                 children.check_alive()
             finally:
                 children.stop_all()
-        print_figures(figures, args, "wrk" if use_wrk else "aiohttp loadgen")
+        print_figures(figures, args, "wrk")
     except BenchError as exc:
         print(f"workers: {exc}", file=sys.stderr)
         return 1

@@ -139,10 +139,14 @@ class AnswerRelay:
         out.headers["X-Request-Id"] = request[K.REQUEST_ID]
         out.headers["Cache-Control"] = "no-cache"
         out.headers["X-Accel-Buffering"] = "no"
+        try:
+            await out.prepare(request)
+        except ConnectionResetError:  # the client left as the engine answered, just before
+            outcome.error = "client_disconnected"  # aiohttp cancelled this handler: as if it had
+            raise asyncio.CancelledError from None
         outcome.status = resp.status
         outcome.tokens = relay.tokens
         hook = request.get(K.ON_RESPONSE_ID)
-        await out.prepare(request)
         self._metrics.stream_opened()  # closed in the finally below, however the relay ends
         loop = asyncio.get_running_loop()
         idle = self._timeouts.idle

@@ -6,6 +6,7 @@
 #   tmux               the admin TUI in a real terminal (tests/tui/test_tmux.py)
 #   postgresql         the PostgreSQL store: tests/pg starts a throwaway cluster on loopback
 #                      (as the `postgres` user this package creates, when the tests run as root)
+#   wrk                the load generator of bench/overhead.py
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -14,6 +15,7 @@ command -v make >/dev/null || need+=(make)
 command -v tmux >/dev/null || need+=(tmux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v caddy >/dev/null || need+=(caddy)
+command -v wrk >/dev/null || need+=(wrk)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # Browser login end to end: a real browser (driven by Playwright) and a real OIDC provider.
