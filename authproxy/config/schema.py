@@ -245,6 +245,12 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             problems.append(f"upstreams: duplicate name {', '.join(dupes)}")
+        queued = [u.name for u in self.upstreams if u.max_inflight is not None]
+        if self.workers > 1 and queued:  # each worker would let max_inflight through
+            problems.append(
+                f"workers: {self.workers} with max_inflight on {', '.join(queued)}: the fair"
+                " queue is one per gateway process; use workers: 1 with a queue"
+            )
         problems += _alias_problems(self)
         if problems:
             raise ValueError("; ".join(problems))

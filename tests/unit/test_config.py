@@ -188,6 +188,28 @@ def test_queue_problems_are_one_line_each(tmp_path: Path) -> None:
     assert len(problems) == 9
 
 
+def test_workers_and_a_fair_queue_are_refused_together(tmp_path: Path) -> None:
+    """N workers would each keep a queue of their own and let N x max_inflight through."""
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "workers: 2\n"
+        "upstreams:\n"
+        "  - {name: a, url: 'http://h:1', models: [m], max_inflight: 2}\n"
+        "  - {name: b, url: 'http://h:2', models: [m]}\n"
+        "  - {name: c, url: 'http://h:3', models: [m], max_inflight: auto}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env={})
+    assert info.value.problems == [
+        "(top level): workers: 2 with max_inflight on a, c: the fair queue is one per gateway"
+        " process; use workers: 1 with a queue"
+    ]
+    file.write_text(file.read_text().replace("workers: 2", "workers: 1"))
+    assert load_config(file, env={}).workers == 1
+    file.write_text("workers: 2\nupstreams: [{name: a, url: 'http://h:1', models: [m]}]\n")
+    assert load_config(file, env={}).workers == 2
+
+
 def test_service_keys_keep_todays_behaviour_by_default_and_take_only_known_choices(
     tmp_path: Path,
 ) -> None:
