@@ -1,8 +1,8 @@
 """The garbage collector set for serving: started-up objects out of its way, and no young
 collection for the objects that requests in flight hold for a moment.
 
-Measured under the c64 plain load (bench/overhead.py; ``gc.callbacks`` timing every
-collection): with Python's defaults the gateway spent some 40-50 µs of every request in the
+Measured under bench/overhead.py's c64 plain load, every collection timed with
+``gc.callbacks``: with Python's defaults the gateway spent some 40-50 µs of every request in the
 cyclic collector. Two causes, both fixed here, once, before the gateway serves:
 
 * a full collection walks every object alive, and after start-up that is some 68,000 of them
@@ -12,7 +12,7 @@ cyclic collector. Two causes, both fixed here, once, before the gateway serves:
   requests in flight hold more than that between them: young collections ran hundreds of
   times a second, each promoting the requests' live objects towards the older generations.
   At 10,000 they run only when garbage really piles up (rarely: most of it is freed by
-  reference counting). Memory stays bounded: that is at most ~10,000 small objects.
+  reference counting). What waits for it is bounded: ~10,000 container objects at most.
 
 Reference cycles are still collected, only less often.
 """
