@@ -16,6 +16,7 @@ from authproxy import appkeys as K
 from authproxy.app import build_app
 from authproxy.config.schema import Config
 from authproxy.web.event_loop import new_event_loop
+from authproxy.web.heap import settle_heap
 from authproxy.web.listen import ListenError, bind_sockets, can_share_port
 from authproxy.web.log_redact import install_redaction
 from authproxy.web.protocol import JsonErrorRunner
@@ -125,6 +126,7 @@ def serve(
     setup_logging(config.log_level, worker=worker)
     if config.workers > 1 and worker is None:
         return asyncio.run(supervise(config, config_path))
+    settle_heap()  # everything is imported and configured: keep the collector off it
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(run(config, worker=worker, ready_fd=ready_fd))
     return 0

@@ -5,7 +5,8 @@
 It forwards the method, path, query, body and end-to-end headers to one upstream over a
 keep-alive pool and streams the answer back chunk by chunk as it arrives: what any aiohttp
 gateway pays before it does anything of its own. It runs on the gateway's event loop
-(authproxy/web/event_loop.py), or on uvloop's own with ``--stock-uvloop``. Prints
+(authproxy/web/event_loop.py), or on uvloop's own with ``--stock-uvloop``, with the gateway's
+collector settings (authproxy/web/heap.py), or Python's with ``--default-gc``. Prints
 ``floor proxy listening on URL``.
 """
 
@@ -21,6 +22,7 @@ import uvloop
 from aiohttp import web
 
 from authproxy.web.event_loop import new_event_loop
+from authproxy.web.heap import settle_heap
 
 __all__ = ["HOP_BY_HOP", "make_app"]
 
@@ -103,8 +105,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8081")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     p.add_argument("--stock-uvloop", action="store_true", help="uvloop's loop as it comes")
+    p.add_argument("--default-gc", action="store_true", help="Python's collector settings")
     args = p.parse_args(argv)
     factory = uvloop.new_event_loop if args.stock_uvloop else new_event_loop
+    if not args.default_gc:
+        settle_heap()  # the gateway's collector settings: the ratios compare our own code
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_serve(args.upstream, args.port))
 

@@ -188,7 +188,7 @@ class LocalQuotaBook:
         """Hold an admission in this process's counters (decided here, or by the database)."""
         c = self._current(user_id, now())
         if counted:
-            self._rpm.add(user_id, Hit(mono or time.monotonic()))
+            self._rpm.add_new(user_id, Hit(mono or time.monotonic()))
         c.concurrent += 1
         c.reserved += reserved
         return LocalAdmission(

@@ -22,6 +22,7 @@ from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachabl
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.headers import client_response_headers
+from authproxy.proxy.idle_deadline import IdleDeadline
 from authproxy.proxy.outcome import Outcome
 from authproxy.proxy.relays import Relay
 from authproxy.proxy.usage import usage_from_body
@@ -66,6 +67,8 @@ class AnswerRelay:
 
     async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
         try:
+            if limit is None and resp.content.is_eof():  # it all came with the headers: no timer
+                return await resp.read()
             async with asyncio.timeout(self._timeouts.idle):
                 if limit is None:
                     return await resp.read()
@@ -148,13 +151,12 @@ class AnswerRelay:
         outcome.tokens = relay.tokens
         hook = request.get(K.ON_RESPONSE_ID)
         self._metrics.stream_opened()  # closed in the finally below, however the relay ends
-        loop = asyncio.get_running_loop()
         idle = self._timeouts.idle
         try:
             # Until the first event the engine may still be reading the prompt: first_byte applies.
-            async with asyncio.timeout_at(loop.time() + self._timeouts.first_byte) as deadline:
+            async with IdleDeadline(first=self._timeouts.first_byte, idle=idle) as deadline:
                 async for chunk in resp.content.iter_any():
-                    deadline.reschedule(loop.time() + idle)
+                    deadline.moved()
                     data = relay.feed(chunk)
                     if hook is not None and relay.response_id is not None:
                         await hook(relay.response_id)  # before the client sees the id

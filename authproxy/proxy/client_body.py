@@ -23,12 +23,18 @@ async def read_body(request: web.Request, *, limit: int, idle: float) -> bytes:
     """The whole body of ``request`` (at most ``limit`` bytes, no pause over ``idle`` s)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge("the request body is larger than max_request_mb allows")
+    content = request.content
+    if content.is_eof():  # all of it came with the headers (most API calls): no wait, no timer
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge("the request body is larger than max_request_mb allows")
+        return body
     pieces: list[bytes] = []
     size = 0
     try:
         while True:
             async with asyncio.timeout(idle):
-                piece = await request.content.readany()
+                piece = await content.readany()
             if not piece:
                 return b"".join(pieces)
             size += len(piece)

