@@ -16,6 +16,7 @@ from authproxy.auth.key_index import KeyIndex
 from authproxy.auth.keys import KEY_PREFIX, looks_like_key
 from authproxy.auth.principal import Principal
 from authproxy.errors import AuthenticationFailed
+from authproxy.store.records import ActiveKey
 from authproxy.store.watch import StoreWatch
 
 __all__ = ["ApiKeyAuthenticator", "Authenticator", "authenticate", "presented_api_key"]
@@ -51,6 +52,9 @@ class ApiKeyAuthenticator:
     def __init__(self, *, index: KeyIndex, watch: StoreWatch) -> None:
         self._index = index
         self._watch = watch
+        # The principal of each key record, made once: a reload makes new records, and a
+        # cached principal serves only the very record it was made from.
+        self._principals: dict[int, tuple[ActiveKey, Principal]] = {}
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         key = presented_api_key(request)
@@ -61,7 +65,10 @@ class ApiKeyAuthenticator:
             record = self._index.lookup(key)  # created a moment ago, by another process
         if record is None:
             raise AuthenticationFailed("invalid API key (unknown, revoked, expired or disabled)")
-        return Principal(
+        cached = self._principals.get(record.key_id)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        principal = Principal(
             user_id=record.user_id,
             user_name=record.user_name,
             role=record.role,
@@ -69,6 +76,8 @@ class ApiKeyAuthenticator:
             via="key",
             acts_for_users=record.acts_for_users,
         )
+        self._principals[record.key_id] = (record, principal)
+        return principal
 
 
 async def authenticate(request: web.Request, authenticators: Sequence[Authenticator]) -> Principal:

@@ -110,10 +110,13 @@ def _pick(override: int | None, default: int | None) -> int | None:
     return None if override == UNLIMITED else override
 
 
+_NO_OVERRIDE = QuotaOverride(0)  # most users have none: not one made per request
+
+
 def resolve_limits(role: Role | None, override: QuotaOverride | None) -> Limits:
     """The role's defaults with the user's overrides on top (None = no limit)."""
     role = role or Role()
-    o = override or QuotaOverride(0)
+    o = override or _NO_OVERRIDE
     return Limits(
         _pick(o.requests_per_minute, role.requests_per_minute),
         _pick(o.max_concurrent, role.max_concurrent),

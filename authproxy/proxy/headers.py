@@ -65,12 +65,11 @@ def upstream_request_headers(
     request_id: str,
     content_type: str | None = "application/json",
 ) -> CIMultiDict[str]:
-    extra = _named_in_connection(client)
-    out = CIMultiDict(
-        (name, value)
-        for name, value in client.items()
-        if name.lower() in _REQUEST_ALLOW and name.lower() not in extra
-    )
+    allowed = [(name, value) for name, value in client.items() if name.lower() in _REQUEST_ALLOW]
+    if allowed:  # a Connection header may still name one of them as hop-by-hop
+        extra = _named_in_connection(client)
+        allowed = [(name, value) for name, value in allowed if name.lower() not in extra]
+    out = CIMultiDict(allowed)
     # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
     out["Accept-Encoding"] = "identity"
     # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent (or a

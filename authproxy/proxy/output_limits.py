@@ -124,15 +124,18 @@ def _nested_ask(rule: OutputRule, body: Mapping[str, Any]) -> int | None:
 
 def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_outputs: int) -> OutputAsk:
     limit = _nested_ask(rule, body)
-    for name in LIMIT_FIELDS:
-        given = _positive_int(body, name, "tokens to generate", "invalid_max_tokens")
-        if limit is None:
-            limit = given
     choices: dict[str, int] = {}
+    # Most bodies carry one of these eight fields at most: only those present are checked.
+    for name in LIMIT_FIELDS:
+        if body.get(name) is not None:
+            given = _positive_int(body, name, "tokens to generate", "invalid_max_tokens")
+            if limit is None:
+                limit = given
     for name in CHOICE_FIELDS:
-        given = _positive_int(body, name, "outputs to generate", "invalid_n")
-        if given is not None:
-            choices[name] = given
+        if body.get(name) is not None:
+            given = _positive_int(body, name, "outputs to generate", "invalid_n")
+            if given is not None:
+                choices[name] = given
     prompts = prompt_count(body.get(rule.prompts_field)) if rule.prompts_field else 1
     outputs = max(choices.values(), default=1) * prompts
     if outputs > max_outputs:

@@ -11,7 +11,8 @@ bytes never reach the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 from authproxy.config.schema import Quotas
@@ -81,7 +82,34 @@ class PreparedRequest:
 
     def with_limit(self, limit: int) -> PreparedRequest:
         """The same request with a lower output limit per output (quota clamping)."""
-        return replace(self, limit=limit)
+        return _copied(self, "limit", limit)
+
+
+_FIELDS = tuple(f.name for f in fields(PreparedRequest))
+_set = object.__setattr__
+
+
+def _copied(prepared: PreparedRequest, name: str, value: object) -> PreparedRequest:
+    """``dataclasses.replace(prepared, name=value)`` for one field, without its per-call
+    reflection (a third of its cost: it runs on every forwarded request)."""
+    copy = object.__new__(PreparedRequest)
+    for field in _FIELDS:
+        _set(copy, field, getattr(prepared, field))
+    _set(copy, name, value)
+    return copy
+
+
+@cache
+def _guarded(model_fields: tuple[str, ...]) -> dict[str, str]:
+    """The top-level names refused in another spelling, for an endpoint's model fields."""
+    return _GUARDED_TOP | {name.casefold(): name for name in model_fields}
+
+
+@cache
+def _taken(model_fields: tuple[str, ...], rule: OutputRule | None) -> frozenset[str]:
+    """The top-level fields the gateway writes itself: none of them goes into ``rest``."""
+    containers = rule.containers if rule is not None else frozenset()
+    return DECIDED | frozenset(model_fields) | containers
 
 
 def _check_keys(obj: Mapping[str, Any], where: str, guarded: Mapping[str, str]) -> None:
@@ -149,8 +177,7 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
     parsed = json_body.parse(raw)
     if not isinstance(parsed, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
-    guarded = _GUARDED_TOP | {name.casefold(): name for name in endpoint.model_fields}
-    _check_keys(parsed, "request body", guarded)
+    _check_keys(parsed, "request body", _guarded(endpoint.model_fields))
     model = _model(endpoint, parsed)
     stream = parsed.get("stream", endpoint.stream_default)
     if not isinstance(stream, bool):
@@ -179,7 +206,6 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
         fixed["stream_options"] = options
 
     rule = endpoint.output
-    taken = DECIDED | set(endpoint.model_fields)
     limit, outputs = 0, 0
     if rule is None:  # nothing generated: the client's fields pass as they are
         fixed.update((k, parsed[k]) for k in (*LIMIT_FIELDS, *CHOICE_FIELDS) if k in parsed)
@@ -189,7 +215,7 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
         limit, outputs = ask.limit or settings.default_max_tokens, ask.outputs
         fixed.update(ask.choices)
         fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
-        taken |= rule.containers
+    taken = _taken(endpoint.model_fields, rule)
     rest = json_body.encode({k: v for k, v in parsed.items() if k not in taken})
     if options is not None or fixed.keys() - _GATEWAY_MADE:
         # What the client put in stream_options, a container or a choice field must encode;
@@ -255,7 +281,7 @@ def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
         write_limit(prepared.rule, decided, prepared.limit)
     tail = json_body.encode(decided)
     body = tail if prepared.rest == b"{}" else prepared.rest[:-1] + b"," + tail[1:]
-    return replace(prepared, body=body)
+    return _copied(prepared, "body", body)
 
 
 def estimate_prompt_tokens(body: Mapping[str, Any], settings: Quotas | None = None) -> int:

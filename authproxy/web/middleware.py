@@ -48,6 +48,9 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET_FAILURES = frozenset({"missing_api_key", "session_expired"})
 
 
+# json.dumps with separators builds a new encoder on every call; this one is made once.
+_encode_line = json.JSONEncoder(separators=(",", ":")).encode
+
 _ID_PREFIX = secrets.token_hex(6)  # per process: ids from several gateways never collide
 _id_counter = itertools.count(1)
 
@@ -149,7 +152,7 @@ def _log_access(
         "completion_tokens": tokens.completion if tokens else None,
         "error": outcome.error,
     }
-    access_log.info(json.dumps(line, separators=(",", ":")))
+    access_log.info(_encode_line(line))
 
 
 def _presented_prefix(request: web.Request) -> str | None:

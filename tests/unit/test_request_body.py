@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import pytest
@@ -257,3 +258,20 @@ def test_ollama_show_takes_name_where_model_is_absent_and_forwards_model() -> No
     with pytest.raises(BadRequest) as info:
         _prepare(b'{"model": "a", "NAME": "b"}', show)
     assert info.value.code == "ambiguous_key"
+
+
+def test_the_engine_copy_keeps_every_field_but_the_body_and_the_clamp_every_but_the_limit() -> None:
+    prepared = replace(
+        _prepare(b'{"model": "m", "messages": [], "n": 1, "max_tokens": 9, "stream": true}'),
+        pinned="a",
+        previous_response_id="resp_1",
+        target="/x",
+    )
+    sent = for_engine(prepared, "engine-id")
+    assert sent == replace(prepared, body=sent.body)
+    assert sent.body and not prepared.body
+    clamped = prepared.with_limit(3)
+    assert clamped == replace(prepared, limit=3)
+    assert prepared.limit == 9
+    with pytest.raises(FrozenInstanceError):
+        sent.body = b""  # type: ignore[misc]

@@ -133,3 +133,16 @@ def test_policy_globs_and_unknown_roles() -> None:
     assert not policy.may_use("coder", "llama-70b")
     assert not policy.may_use("ghost", "tiny") and not policy.knows_role("ghost")
     assert policy.is_admin("admin") and not policy.is_admin("coder")
+
+
+def test_an_allowed_header_named_in_connection_stays_behind() -> None:
+    client = _headers(
+        ("Connection", "keep-alive, Anthropic-Beta"),
+        ("anthropic-beta", "tools-2024-04-04"),
+        ("anthropic-version", "2023-06-01"),
+    )
+    out = upstream_request_headers(client, upstream_auth={}, request_id="r1")
+    assert "anthropic-beta" not in out
+    assert out["anthropic-version"] == "2023-06-01"
+    bare = upstream_request_headers(_headers(("Host", "g")), upstream_auth={}, request_id="r2")
+    assert {n.lower() for n in bare} == {"accept-encoding", "content-type", "x-request-id"}
