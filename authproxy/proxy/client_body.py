@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from authproxy.errors import PayloadTooLarge, RequestTimeout
 
-__all__ = ["read_body"]
+__all__ = ["next_piece", "read_body"]
+
+
+async def next_piece(content: StreamReader, *, idle: float) -> bytes:
+    """The next piece of a request body (``b""`` at its end); 408 if none comes within
+    ``idle`` s. Every read of a client's body goes through here (whole bodies, uploads)."""
+    try:
+        async with asyncio.timeout(idle):
+            return await content.readany()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body stopped arriving (nothing for {idle:g}s)",
+            code="request_body_timeout",
+        ) from None
 
 
 async def read_body(request: web.Request, *, limit: int, idle: float) -> bytes:
@@ -31,18 +44,9 @@ async def read_body(request: web.Request, *, limit: int, idle: float) -> bytes:
         return body
     pieces: list[bytes] = []
     size = 0
-    try:
-        while True:
-            async with asyncio.timeout(idle):
-                piece = await content.readany()
-            if not piece:
-                return b"".join(pieces)
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLarge("the request body is larger than max_request_mb allows")
-            pieces.append(piece)
-    except TimeoutError:
-        raise RequestTimeout(
-            f"the request body stopped arriving (nothing for {idle:g}s)",
-            code="request_body_timeout",
-        ) from None
+    while piece := await next_piece(content, idle=idle):
+        size += len(piece)
+        if size > limit:
+            raise PayloadTooLarge("the request body is larger than max_request_mb allows")
+        pieces.append(piece)
+    return b"".join(pieces)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from authproxy.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from authproxy.proxy.client_body import next_piece
 
 __all__ = ["FormScanner", "FormUpload", "read_form_head"]
 
@@ -182,6 +183,7 @@ class FormUpload:
     held: bytes
     content_type: str
     length: int | None  # the client's Content-Length, adjusted to a rewritten model
+    idle: float  # the longest pause between pieces of the upload (timeouts.client_body)
     refused: GatewayError | None = None  # why the upload was stopped mid-way
 
     def with_model(self, model_id: str) -> None:
@@ -198,7 +200,7 @@ class FormUpload:
         self.held = b""
         content = self.request.content
         try:
-            while chunk := await content.readany():
+            while chunk := await next_piece(content, idle=self.idle):
                 self.scanner.feed(chunk)
                 yield chunk
             self.scanner.close()
@@ -207,7 +209,7 @@ class FormUpload:
             raise
 
 
-async def read_form_head(request: web.Request, *, limit: int) -> FormUpload:
+async def read_form_head(request: web.Request, *, limit: int, idle: float) -> FormUpload:
     """Read the upload up to the end of its ``model`` field (400 if it has none)."""
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):
@@ -222,7 +224,7 @@ async def read_form_head(request: web.Request, *, limit: int) -> FormUpload:
     scanner = FormScanner(boundary=boundary.encode("latin-1"), limit=limit)
     held = bytearray()
     while scanner.value is None and not scanner.ended:
-        chunk = await request.content.readany()
+        chunk = await next_piece(request.content, idle=idle)
         if not chunk:
             break
         scanner.feed(chunk)
@@ -236,4 +238,5 @@ async def read_form_head(request: web.Request, *, limit: int) -> FormUpload:
         content_type="multipart/form-data; boundary="
         + (boundary if _TOKEN.match(boundary) else f'"{boundary}"'),
         length=length,
+        idle=idle,
     )

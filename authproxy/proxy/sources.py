@@ -68,7 +68,9 @@ async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedR
             prepared = replace(prepared, pinned=previous.upstream)
         return prepared
     if endpoint.model == "form":
-        upload = await read_form_head(request, limit=config.max_request_bytes)
+        upload = await read_form_head(
+            request, limit=config.max_request_bytes, idle=config.timeouts.client_body
+        )
         allowance = config.quotas.prompt_estimate  # an upload is media: its allowance
         return replace(
             bodiless(endpoint, model=upload.scanner.value or "", method=method),

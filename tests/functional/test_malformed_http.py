@@ -141,3 +141,34 @@ async def test_a_login_form_that_stops_arriving_ends_in_408(paced: Gateway) -> N
     status, _, body = split(await exchange(paced.port, head, b"username=a&pass"))
     assert status == 408
     assert assert_error_shape(json.loads(body))["code"] == "request_body_timeout"
+
+
+def _upload_head(gw: Gateway, length: int) -> bytes:
+    lines = [
+        "POST /v1/audio/transcriptions HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Authorization: Bearer {gw.accounts.user_key}",
+        "Content-Type: multipart/form-data; boundary=b0und",
+        f"Content-Length: {length}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+_MODEL_PART = b'--b0und\r\nContent-Disposition: form-data; name="model"\r\n\r\ntiny\r\n'
+
+
+@pytest.mark.parametrize("where", ["before the model field", "in the file, after it"])
+async def test_an_upload_that_stops_arriving_ends_in_408(
+    paced: Gateway, engine: FakeEngine, where: str
+) -> None:
+    """A multipart upload is read at the same pace as any body: the form's head, and the rest
+    as it streams to the engine, which then runs nothing."""
+    sent = b"--b0und\r\nContent-Disposition: form-"
+    if where != "before the model field":
+        sent = _MODEL_PART + b'--b0und\r\nContent-Disposition: form-data; name="file"; '
+        sent += b'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF'
+    raw = await exchange(paced.port, _upload_head(paced, 4000), sent, pause=0.05)
+    status, _, body = split(raw)
+    assert status == 408, body
+    assert assert_error_shape(json.loads(body))["code"] == "request_body_timeout"
+    assert [r for r in engine.requests if r.path.startswith("/v1/audio")] == []
