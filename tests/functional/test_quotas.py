@@ -52,9 +52,10 @@ async def test_fifty_simultaneous_requests_with_room_for_ten(
 ) -> None:
     body = chat_body(max_tokens=MAX_TOKENS)
     reservation = estimate_prompt_tokens(body) + MAX_TOKENS
-    # Each admitted request takes 2 s: a finished one gives back what it reserved and did not
-    # use, so one that finished before the last of the fifty was decided would let an 11th in.
-    engine.token_delay = 0.4
+    # Each admitted request is answered after 2 s: a finished one gives back what it reserved
+    # and did not use, so one that finished before the last of the fifty was decided would let
+    # an 11th in. (token_delay paces streams only; these requests are not streamed.)
+    engine.fake = {"fault": "slow_headers", "delay": 2}
     async with running_gateway(
         tmp_path, engine.base_url, roles=_roles(tokens_per_day=10 * reservation), **book
     ) as gw:
