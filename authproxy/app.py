@@ -17,6 +17,7 @@ from authproxy.auth.key_index import KeyIndex
 from authproxy.auth.people import PeopleIndex
 from authproxy.auth.policy import Policy
 from authproxy.config.schema import Config
+from authproxy.http1 import Pool
 from authproxy.limits.quota import QuotaBook
 from authproxy.limits.quota_local import LocalQuotaBook
 from authproxy.limits.quota_shared import SharedQuotaBook
@@ -83,37 +84,30 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[K.CONFIG]
-    connector = aiohttp.TCPConnector(
-        # Shorter than the engines' own idle timeouts (uvicorn's is 5 s), so a pooled
-        # connection is dropped by us before the engine drops it under us.
-        limit=0,
-        keepalive_timeout=4,
-        enable_cleanup_closed=True,
-    )
+    # The request path's own client (authproxy/http1): keep-alive shorter than the engines'
+    # own idle timeouts (uvicorn's is 5 s), so a pooled connection is dropped by us before
+    # the engine drops it under us.
+    pool = Pool(connect_timeout=config.timeouts.connect, keepalive=4)
+    # aiohttp's client for the rest (health checks, discovery): off the request path.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4, enable_cleanup_closed=True)
     options: dict[str, Any] = {
         "auto_decompress": False,
         "trust_env": False,
         "cookie_jar": aiohttp.DummyCookieJar(),
     }
-    fresh_connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    async with (
-        aiohttp.ClientSession(connector=connector, **options) as session,
-        aiohttp.ClientSession(connector=fresh_connector, **options) as fresh_session,
-    ):
-        app[K.FORWARDER] = Forwarder(
-            session=session,
-            fresh_session=fresh_session,
-            timeouts=config.timeouts,
-            metrics=app[K.METRICS],
-        )
+    async with aiohttp.ClientSession(connector=connector, **options) as session:
+        app[K.FORWARDER] = Forwarder(pool=pool, timeouts=config.timeouts, metrics=app[K.METRICS])
         monitor = UpstreamMonitor(
             catalog=app[K.CATALOG],
             session=session,
             checks=config.health,
             discover_interval=config.discover_interval,
         )
-        async with monitor.running():  # one round of discovery and checks before serving
-            yield
+        try:
+            async with monitor.running():  # one round of discovery and checks before serving
+                yield
+        finally:
+            pool.close()
 
 
 def _database_state(app: web.Application) -> DatabaseState:

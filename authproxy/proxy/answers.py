@@ -13,12 +13,12 @@ import json
 import logging
 import time
 
-import aiohttp
 from aiohttp import web
 
 from authproxy import appkeys as K
 from authproxy.config.schema import Timeouts
 from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachable
+from authproxy.http1 import HttpError, Response
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.headers import client_response_headers
@@ -65,23 +65,23 @@ class AnswerRelay:
         self._timeouts = timeouts
         self._metrics = metrics
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    async def _read_body(self, resp: Response, limit: int | None) -> bytes:
         try:
-            if limit is None and resp.content.is_eof():  # it all came with the headers: no timer
+            if limit is None and resp.complete:  # it all came with the headers: no timer
                 return await resp.read()
             async with asyncio.timeout(self._timeouts.idle):
                 if limit is None:
                     return await resp.read()
-                return await resp.content.read(limit)
+                return await resp.read_up_to(limit)
         except TimeoutError:
             raise UpstreamNoAnswer("upstream stalled while sending its answer") from None
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise UpstreamUnreachable("upstream closed the connection mid-answer") from exc
 
     async def body(
         self,
         request: web.Request,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         endpoint: Endpoint,
         outcome: Outcome,
         started: float,
@@ -100,7 +100,7 @@ class AnswerRelay:
 
     async def error(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         upstream: UpstreamState,
         outcome: Outcome,
         started: float,
@@ -132,7 +132,7 @@ class AnswerRelay:
     async def stream(
         self,
         request: web.Request,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         relay: Relay,
         outcome: Outcome,
         started: float,
@@ -155,7 +155,7 @@ class AnswerRelay:
         try:
             # Until the first event the engine may still be reading the prompt: first_byte applies.
             async with IdleDeadline(first=self._timeouts.first_byte, idle=idle) as deadline:
-                async for chunk in resp.content.iter_any():
+                async for chunk in resp:
                     deadline.moved()
                     data = relay.feed(chunk)
                     if hook is not None and relay.response_id is not None:
@@ -178,7 +178,7 @@ class AnswerRelay:
             await out.write(
                 relay.error_event(f"the engine sent nothing for {idle:g}s", "upstream_timeout")
             )
-        except aiohttp.ClientError:
+        except HttpError:
             outcome.error = "upstream_cut_off"
             await out.write(
                 relay.error_event("the engine closed the stream early", "upstream_cut_off")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from authproxy.config.schema import Timeouts
 from authproxy.errors import UpstreamError, UpstreamNoAnswer, UpstreamUnreachable
+from authproxy.http1 import ConnectFailed, Disconnected, HttpError, Origin, Pool, Response
 from authproxy.metrics.registry import GatewayMetrics
 from authproxy.proxy.answers import (
     FAILOVER_STATUSES,
@@ -42,22 +41,14 @@ class Forwarder:
     def __init__(
         self,
         *,
-        session: aiohttp.ClientSession,
-        fresh_session: aiohttp.ClientSession,
+        pool: Pool,
         timeouts: Timeouts,
         metrics: GatewayMetrics,
     ) -> None:
-        self._session = session
-        self._fresh_session = fresh_session  # never reuses a connection: for the retry
-        self._urls: dict[tuple[str, str], URL] = {}
+        self._pool = pool  # connects within timeouts.connect; first_byte bounds the head (_send)
+        self._origins: dict[str, Origin] = {}
         self._timeouts = timeouts
         self._answers = AnswerRelay(timeouts=timeouts, metrics=metrics)
-        # Only the connect is bounded by aiohttp: the wait for the answer's headers is bounded
-        # by first_byte (in _send) and silence mid-answer by idle (in the relays). aiohttp's
-        # sock_read would bound every read by one figure and cut slow streams short.
-        self._client_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect, sock_read=None
-        )
 
     async def forward(
         self,
@@ -77,7 +68,7 @@ class Forwarder:
             content_type=prepared.content_type,
         )
         upstream.outstanding += 1
-        resp: aiohttp.ClientResponse | None = None
+        resp: Response | None = None
         try:
             resp = await self._send(upstream, endpoint, prepared, headers)
             outcome.reached, outcome.engine_refused = True, resp.status >= 300
@@ -101,7 +92,7 @@ class Forwarder:
             if prepared.upload is not None and prepared.upload.refused is not None:
                 raise prepared.upload.refused from None  # the client's form, not the engine
             # Only a refused connection surely reached no engine; else it may be on the prompt.
-            outcome.reached |= not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+            outcome.reached |= not isinstance(exc.__cause__, ConnectFailed)
             # Passive ejection: the next request goes elsewhere instead of finding out again.
             cause = f" ({exc.__cause__})" if exc.__cause__ else ""
             upstream.eject(exc.message + cause)
@@ -114,18 +105,12 @@ class Forwarder:
             if resp is not None:
                 resp.close()  # never back into the pool half-read: the engine sees the close
 
-    def _url(self, upstream: UpstreamState, endpoint: Endpoint, target: str) -> URL:
-        """The engine's URL. A row's own path is parsed once per upstream (aiohttp takes a URL
-        object as it is); a ``target`` (a stored response's path, an allowed query) is made of
-        segments and values the catalogue checked character by character, so it needs no
-        escaping."""
-        if target:
-            return URL(upstream.url + target, encoded=True)
-        key = (upstream.url, endpoint.path)
-        url = self._urls.get(key)
-        if url is None:
-            url = self._urls[key] = URL(upstream.url + endpoint.path)
-        return url
+    def _origin(self, upstream: UpstreamState) -> Origin:
+        """The engine's base URL, taken apart once."""
+        origin = self._origins.get(upstream.url)
+        if origin is None:
+            origin = self._origins[upstream.url] = Origin.parse(upstream.url)
+        return origin
 
     async def _send(
         self,
@@ -133,38 +118,41 @@ class Forwarder:
         endpoint: Endpoint,
         prepared: PreparedRequest,
         headers: CIMultiDict[str],
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
+        """The engine's answer, once its head is in. ``prepared.target`` (a stored response's
+        path, an allowed query) is made of segments and values the catalogue checked character
+        by character; else the row's own path."""
         upload = prepared.upload
-        if upload is not None and upload.length is not None:
-            headers["Content-Length"] = str(upload.length)
-        data = upload if upload is not None else (prepared.body or None)
+        body = upload if upload is not None else (prepared.body or None)
+        target = prepared.target or endpoint.path
+        origin = self._origin(upstream)
         # A streamed upload is sent once, on a connection surely new: it cannot be sent again.
         attempts = (2,) if upload is not None else (1, 2)
         for attempt in attempts:
-            session = self._session if attempt == 1 else self._fresh_session
             try:
-                async with asyncio.timeout(self._timeouts.first_byte):
-                    return await session.request(
-                        prepared.method,
-                        self._url(upstream, endpoint, prepared.target),
-                        data=data,
-                        headers=headers,
-                        allow_redirects=False,
-                        timeout=self._client_timeout,
-                    )
+                return await self._pool.request(
+                    origin,
+                    prepared.method,
+                    target,
+                    headers,
+                    body,
+                    length=upload.length if upload is not None else None,
+                    fresh=attempt == 2,
+                    head_timeout=self._timeouts.first_byte,
+                )
             except TimeoutError:
                 raise UpstreamNoAnswer(
                     f"upstream {upstream.name} did not answer within the timeout"
                 ) from None
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            except Disconnected as exc:
                 # A pooled keep-alive connection the engine had already closed (llama-server
                 # closes after every stream while announcing keep-alive; uvicorn closes idle
                 # ones): no answer came back, so one more try is safe, on a connection that is
                 # surely new (the pool might hand out another dead one). Refused connects are
-                # not retried (ClientConnectorError is an OSError too, caught below).
-                if attempt == 1 and not isinstance(exc, aiohttp.ClientConnectorError):
+                # not retried (ConnectFailed, below).
+                if attempt == 1:
                     continue
                 raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc
-            except aiohttp.ClientError as exc:
+            except HttpError as exc:
                 raise UpstreamUnreachable(f"upstream {upstream.name} is unreachable") from exc
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
