@@ -26,6 +26,15 @@ _MAX_LINE = 4096  # a chunk-size line or a trailer line
 _CHUNK_SIZE_TEXT = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
+def _chunk_size(line: bytes) -> int:
+    """A chunk-size line's size (extensions ignored); -1 if it is not hex digits alone."""
+    if b";" in line:
+        line = line.partition(b";")[0].rstrip(b" \t")
+    if not _CHUNK_SIZE_TEXT.fullmatch(line):
+        return -1
+    return int(line, 16)
+
+
 class Connection(asyncio.Protocol):
     """Made by ``loop.create_connection``; used by ``Pool`` only."""
 
@@ -107,8 +116,7 @@ class Connection(asyncio.Protocol):
         elif state == _IDLE:  # nothing was asked: an engine that talks out of turn
             self.abandon()
         else:
-            self._buf += data
-            self._chunked()
+            self._chunked(data)
 
     # -- the exchange ---------------------------------------------------------------------------
     def send(
@@ -216,8 +224,7 @@ class Connection(asyncio.Protocol):
         elif framing is Framing.CHUNKED:
             self._state = _CHUNK_SIZE
             if rest:
-                self._buf += rest
-                self._chunked()
+                self._chunked(rest)
         else:
             self._state = _CLOSE
             if rest:
@@ -246,51 +253,62 @@ class Connection(asyncio.Protocol):
             response._feed(data)
         self._complete()
 
-    def _chunked(self) -> None:
-        buf = self._buf
+    def _chunked(self, data: bytes) -> None:
+        """Decode chunked framing: offsets into the bytes that came, one hand-over per read."""
+        if self._buf:  # a line split across reads
+            data = bytes(self._buf) + data
+            self._buf.clear()
         response = self._response
         assert response is not None
-        while buf:
+        out: list[bytes] = []
+        pos, size = 0, len(data)
+        while pos < size:
             state = self._state
             if state == _CHUNK_DATA:
-                take = min(self._remaining, len(buf))
-                response._feed(bytes(buf[:take]))
-                del buf[:take]
-                self._remaining -= take
-                if self._remaining == 0:
+                end = min(pos + self._remaining, size)
+                out.append(data[pos:end])
+                self._remaining -= end - pos
+                pos = end
+                if not self._remaining:
                     self._state = _CHUNK_END
                 continue
-            end = buf.find(b"\r\n")
-            if end < 0:
-                if len(buf) > _MAX_LINE:
-                    self._cut("the engine's chunk framing is malformed")
-                return
-            line = bytes(buf[:end])
-            del buf[: end + 2]
-            if state == _CHUNK_END:
-                if line:
-                    self._cut("the engine's chunk framing is malformed")
-                    return
+            if state == _CHUNK_END and data[pos : pos + 2] == b"\r\n":
+                pos += 2
                 self._state = _CHUNK_SIZE
-            elif state == _CHUNK_SIZE:
-                size_text = line.partition(b";")[0].rstrip(b" \t")
-                if not _CHUNK_SIZE_TEXT.fullmatch(size_text):
-                    self._cut("the engine's chunk framing is malformed")
-                    return
-                size = int(size_text, 16)
-                if size == 0:
-                    self._state = _TRAILER
+                continue
+            end = data.find(b"\r\n", pos)
+            if end < 0:
+                if size - pos > _MAX_LINE:
+                    return self._cut("the engine's chunk framing is malformed", out)
+                self._buf += data[pos:]
+                break
+            line = data[pos:end]
+            pos = end + 2
+            if state == _CHUNK_SIZE:
+                length = _chunk_size(line)
+                if length < 0:
+                    return self._cut("the engine's chunk framing is malformed", out)
+                if length:
+                    self._state, self._remaining = _CHUNK_DATA, length
                 else:
-                    self._state, self._remaining = _CHUNK_DATA, size
+                    self._state = _TRAILER
+            elif state == _CHUNK_END:  # bytes where the CRLF after a chunk belongs
+                return self._cut("the engine's chunk framing is malformed", out)
             elif not line:  # the blank line after the trailers: the end
-                if buf:
+                if pos < size:
                     self._keep_alive = False
-                buf.clear()
+                if out:
+                    response._feed(out[0] if len(out) == 1 else b"".join(out))
                 self._complete()
-                return
+                return None
+        if out:
+            response._feed(out[0] if len(out) == 1 else b"".join(out))
+        return None
 
-    def _cut(self, message: str) -> None:
+    def _cut(self, message: str, decoded: list[bytes] | None = None) -> None:
         response, self._response = self._response, None
+        if response is not None and decoded:
+            response._feed(b"".join(decoded))
         self._state = _IDLE
         self._buf.clear()
         if response is not None:

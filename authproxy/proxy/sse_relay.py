@@ -37,11 +37,9 @@ def sse_error(message: str, code: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-_END = re.compile(b"|".join(re.escape(marker) for marker in END_MARKERS))
-
-
 def _ends(data: bytes) -> bool:
-    return _END.search(data) is not None
+    # One substring search per marker: several times faster than one alternation regex.
+    return any(marker in data for marker in END_MARKERS)
 
 
 def _data_of(event: bytes) -> tuple[list[bytes], bytes | None]:

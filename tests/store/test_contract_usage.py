@@ -7,6 +7,7 @@ from support.factories import usage_row
 
 from authproxy.store import Store
 from authproxy.store.records import AuditEntry, UsageRow, UsageSummary
+from authproxy.store.sqlite_usage import ROWS_PER_INSERT
 
 
 def _row(
@@ -52,6 +53,29 @@ async def test_usage_rows_and_summary(store: Store) -> None:
     (summary,) = await store.usage_summary(since=105.0)
     assert (summary.user_name, summary.requests, summary.prompt_tokens) == ("u", 5, 15)
     assert await store.usage_summary(since=105.0, user_id=user.id + 1) == []
+
+
+async def test_a_batch_larger_than_one_statement_is_written_whole_and_in_order(
+    store: Store,
+) -> None:
+    # SQLite writes ROWS_PER_INSERT rows per statement: cross two of them, and end mid-way.
+    user = await store.create_user(name="u", role="user", email=None)
+    rows = [
+        usage_row(
+            ts=1_700_000_000.123456 + i / 7,
+            request_id=f"r{i}",
+            user_id=user.id if i % 2 else None,
+            model=None if i % 5 == 0 else f"m{i % 3}",
+            prompt_tokens=i,
+            completion_tokens=2 * i,
+            duration_ms=i / 3,
+            ttft_ms=None if i % 4 else i / 9,
+            stream=bool(i % 2),
+        )
+        for i in range(2 * ROWS_PER_INSERT + 7)
+    ]
+    await store.insert_usage(rows)
+    assert await store.usage_rows() == rows
 
 
 async def test_summary_groups_per_user_and_model_in_a_fixed_order(store: Store) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -32,6 +34,17 @@ def test_hash_depends_on_the_secret() -> None:
     b = KeyHasher(secret=b"b" * 32).digest(key)
     assert a != b and len(a) == 32
     assert KeyHasher(secret=b"a" * 32).digest(key) == a
+
+
+def test_the_hash_is_hmac_sha256_so_keys_stored_before_still_match() -> None:
+    # Keys issued by earlier versions were stored as HMAC-SHA256(secret, key): a copy of the
+    # keyed state must give the very same digest, every time, for every key.
+    secret = os.urandom(32)
+    hasher = KeyHasher(secret=secret)
+    for _ in range(20):
+        key = generate_key()
+        assert hasher.digest(key) == hmac.new(secret, key.encode(), hashlib.sha256).digest()
+        assert hasher.digest(key) == hasher.digest(key)
 
 
 def test_display_prefix_reveals_only_a_few_characters() -> None:
