@@ -207,7 +207,7 @@ class Connection(asyncio.Protocol):
             self.abandon()
             return
         framing = head.framing
-        if framing is Framing.NONE:
+        if framing == Framing.NONE:
             waiter.set_result(Response(head=head, conn=None))
             self._state = _IDLE
             if rest:
@@ -216,12 +216,12 @@ class Connection(asyncio.Protocol):
             return
         response = self._response = Response(head=head, conn=self)
         waiter.set_result(response)
-        if framing is Framing.LENGTH:
+        if framing == Framing.LENGTH:
             self._state = _LENGTH
             self._remaining = head.length
             if rest:
                 self._length_body(rest)
-        elif framing is Framing.CHUNKED:
+        elif framing == Framing.CHUNKED:
             self._state = _CHUNK_SIZE
             if rest:
                 self._chunked(rest)

@@ -10,8 +10,7 @@ connection is not used again, as RFC 9112 asks.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import Enum
+from typing import Final, NamedTuple
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -21,23 +20,24 @@ __all__ = ["MAX_HEAD", "Framing", "Head", "parse_head"]
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_HEADERS = 128
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\x00]*\r\n)*")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 
 
-class Framing(Enum):
-    NONE = "none"  # no body (HEAD, 1xx, 204, 304)
-    LENGTH = "length"
-    CHUNKED = "chunked"
-    CLOSE = "close"  # until the connection closes
+class Framing:
+    """How a body ends (plain ints: compared on every answer, an Enum's lookup costs more)."""
+
+    NONE: Final = 0  # no body (HEAD, 1xx, 204, 304)
+    LENGTH: Final = 1
+    CHUNKED: Final = 2
+    CLOSE: Final = 3  # until the connection closes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Head:
+class Head(NamedTuple):
     status: int
     reason: str
     headers: CIMultiDictProxy[str]
-    framing: Framing
+    framing: int  # a Framing value
     length: int  # for Framing.LENGTH
     keep_alive: bool
 
@@ -55,27 +55,30 @@ def _status_line(line: bytes) -> tuple[bool, int, str]:
 
 def parse_head(head: bytes, *, method: str) -> Head:
     """``head``: the bytes before the blank line that ends it (without that CRLF CRLF)."""
-    lines = head.split(b"\r\n")
-    http11, status, reason = _status_line(lines[0])
+    line_end = head.find(b"\r\n")
+    http11, status, reason = _status_line(head if line_end < 0 else head[:line_end])
+    fields = b"" if line_end < 0 else head[line_end + 2 :] + b"\r\n"
+    # One pass checks every line: a token, a colon, a value without CR, LF or NUL.
+    if not _FIELDS.fullmatch(fields):
+        raise BadAnswer("the engine sent a malformed header line or a control character")
+    lines = fields.decode("utf-8", "surrogateescape").split("\r\n")
     if len(lines) > MAX_HEADERS + 1:
         raise BadAnswer("the engine's answer has too many headers")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
-            raise BadAnswer("the engine sent a malformed header line")
-        if _BAD_VALUE.search(value):
-            raise BadAnswer("the engine sent a header value with a control character")
-        headers.add(name.decode("ascii"), value.strip(b" \t").decode("utf-8", "surrogateescape"))
+    pairs = []
+    for line in lines[:-1]:
+        name, _, value = line.partition(":")
+        pairs.append((name, value.strip(" \t")))
+    headers: CIMultiDict[str] = CIMultiDict(pairs)
     framing, length, reusable = _framing(headers, status=status, method=method)
-    keep_alive = reusable and http11 and not _has_token(headers, "Connection", "close")
+    connection = headers.get("Connection")
+    closes = connection is not None and _has_token(headers, "Connection", "close")
     return Head(
         status=status,
         reason=reason,
         headers=CIMultiDictProxy(headers),
         framing=framing,
         length=length,
-        keep_alive=keep_alive,
+        keep_alive=reusable and http11 and not closes,
     )
 
 
@@ -87,10 +90,20 @@ def _has_token(headers: CIMultiDict[str], name: str, token: str) -> bool:
     return token in _tokens(headers, name)
 
 
-def _framing(headers: CIMultiDict[str], *, status: int, method: str) -> tuple[Framing, int, bool]:
+def _framing(headers: CIMultiDict[str], *, status: int, method: str) -> tuple[int, int, bool]:
     """How the body ends, its length, and whether the connection may carry another request."""
     if method == "HEAD" or status < 200 or status in (204, 304):
         return Framing.NONE, 0, True
+    if "Transfer-Encoding" not in headers:
+        given = headers.getall("Content-Length", None)
+        if given is None:
+            return Framing.CLOSE, 0, False
+        if len(given) == 1 and given[0].isdigit() and given[0].isascii():
+            text = given[0]
+            if len(text) > 18:
+                raise BadAnswer("the engine sent a malformed Content-Length")
+            length = int(text)
+            return (Framing.LENGTH, length, True) if length else (Framing.NONE, 0, True)
     codings = _tokens(headers, "Transfer-Encoding")
     if codings:
         # Only chunked is read: another coding would reach the client undone and unnamed.
