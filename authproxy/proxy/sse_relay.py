@@ -39,7 +39,10 @@ def sse_error(message: str, code: str) -> bytes:
 
 def _ends(data: bytes) -> bool:
     # One substring search per marker: several times faster than one alternation regex.
-    return any(marker in data for marker in END_MARKERS)
+    for marker in END_MARKERS:  # noqa: SIM110 - a loop: no generator per call
+        if marker in data:
+            return True
+    return False
 
 
 def _data_of(event: bytes) -> tuple[list[bytes], bytes | None]:

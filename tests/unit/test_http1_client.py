@@ -152,6 +152,21 @@ async def test_a_chunked_stream_comes_out_as_its_bytes_in_order(piece: int) -> N
     assert seen.connections == 1
 
 
+@pytest.mark.parametrize("piece", [7, 100_000])
+async def test_many_chunks_in_one_read_come_out_whole_even_with_crlf_inside(piece: int) -> None:
+    payloads = [b"data: %d\n\n" % i for i in range(50)]
+    payloads[20] = b"data: with\r\na CRLF inside\n\n"  # the fast path must not split it
+    payloads[30] = b"x" * 70_000  # longer than one read
+    body = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in payloads)
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n\r\n"
+    async with server(answering(split(answer, piece), [OK])) as (origin, seen), pool() as p:
+        resp = await p.request(origin, "GET", "/a", {}, None)
+        assert await resp.read() == b"".join(payloads)
+        again = await p.request(origin, "GET", "/a", {}, None)
+        assert await again.read() == b'{"ok":true}'
+    assert seen.connections == 1
+
+
 async def test_an_answer_without_a_length_ends_at_the_close_and_is_not_reused() -> None:
     until_close = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
     async with server(answering([until_close], close=True)) as (origin, seen), pool() as p:
@@ -207,7 +222,7 @@ async def test_a_head_that_could_mean_two_things_is_a_bad_answer(head: bytes) ->
         await asyncio.wait_for(seen.closed.wait(), 2)  # and the connection is closed
 
 
-@pytest.mark.parametrize("size", [b"0x5", b"-5", b"zz", b"5 5", b"1_0"])
+@pytest.mark.parametrize("size", [b"0x5", b"-5", b"+5", b" 5", b"zz", b"5 5", b"1_0", b""])
 async def test_a_chunk_size_that_is_not_hex_cuts_the_body(size: bytes) -> None:
     answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n"
     async with server(answering([answer])) as (origin, _), pool() as p:
