@@ -3,6 +3,7 @@ model, the quota, forward (with failover), account."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from authproxy import appkeys as K
 from authproxy.auth.principal import Principal
 from authproxy.clock import now
 from authproxy.errors import NotFound, PermissionDenied
-from authproxy.limits.quota import QuotaRefused
+from authproxy.limits.quota import Admission, QuotaRefused
 from authproxy.proxy import responses_api
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.failover import forward_with_failover
@@ -144,17 +145,34 @@ def make_handler(endpoint: Endpoint) -> Handler:
                 outcome.status = getattr(exc, "status", 499)
             raise
         finally:
-            row = usage_row(
-                request_id=request[K.REQUEST_ID],
-                principal=principal,
-                endpoint=endpoint,
-                prepared=prepared,
-                upstream=request.get(K.UPSTREAM_NAME, ""),
-                outcome=outcome,
-                started=started,
+            # Right after aiohttp has written the answer (it does so in this same step of the
+            # task, once the handler returns): the bookkeeping is not on the client's wait.
+            asyncio.get_running_loop().call_soon(
+                _account, request, principal, endpoint, prepared, admission, started
             )
-            admission.settle(row.prompt_tokens + row.completion_tokens)
-            app[K.USAGE].record(row)
-            app[K.METRICS].request_done(row, user=principal.user_name)
 
     return handle
+
+
+def _account(
+    request: web.Request,
+    principal: Principal,
+    endpoint: Endpoint,
+    prepared: PreparedRequest,
+    admission: Admission[PreparedRequest],
+    started: float,
+) -> None:
+    """The request's usage row, its quota settled, its metrics."""
+    app = request.app
+    row = usage_row(
+        request_id=request[K.REQUEST_ID],
+        principal=principal,
+        endpoint=endpoint,
+        prepared=prepared,
+        upstream=request.get(K.UPSTREAM_NAME, ""),
+        outcome=request[K.OUTCOME],
+        started=started,
+    )
+    admission.settle(row.prompt_tokens + row.completion_tokens)
+    app[K.USAGE].record(row)
+    app[K.METRICS].request_done(row, user=principal.user_name)

@@ -119,7 +119,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = 500
         return error_response(GatewayError("internal error"), request_id)
     finally:
-        _log_access(request, request_id, status, started, outcome)
+        if access_log.isEnabledFor(logging.INFO):  # after the answer is written (handlers.py)
+            asyncio.get_running_loop().call_soon(
+                _log_access, request, request_id, status, started, outcome
+            )
 
 
 def _client_closed(outcome: Outcome) -> int:
@@ -131,8 +134,6 @@ def _client_closed(outcome: Outcome) -> int:
 def _log_access(
     request: web.Request, request_id: str, status: int, started: float, outcome: Outcome
 ) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
     principal = request.get(K.PRINCIPAL)
     tokens = outcome.tokens
     line = {
