@@ -82,4 +82,7 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    if "Connection" not in upstream:  # the common case: nothing more to drop than the set
+        drop = _RESPONSE_DROP
+        return CIMultiDict([(k, v) for k, v in upstream.items() if k.lower() not in drop])
     return CIMultiDict(_filter(upstream, _RESPONSE_DROP))

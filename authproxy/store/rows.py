@@ -16,8 +16,9 @@ and the SQL where the dialects differ (casts of sums, the timeline's empty slice
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, Protocol
 
 from authproxy.store.records import (
@@ -91,8 +92,18 @@ LOGIN_FLOW_COLUMNS = "browser_hash, nonce, code_verifier, next_path, created_at"
 
 def values(record: UsageRow | AuditEntry | QuotaOverride) -> tuple[Any, ...]:
     """A record's fields, in the order of its column list. The records are flat, so no deep
-    copy: `dataclasses.astuple` copies every value and cost ~20 µs per usage row."""
-    return tuple(getattr(record, f.name) for f in fields(record))
+    copy (``dataclasses.astuple`` copies every value and cost ~20 µs per usage row); one
+    ``attrgetter`` per record type reads them all in one call."""
+    kind = type(record)
+    getter = _GETTERS.get(kind)
+    if getter is None:
+        names = [f.name for f in fields(record)]
+        getter = _GETTERS[kind] = attrgetter(*names, names[0])  # always a tuple: drop the last
+    found: tuple[Any, ...] = getter(record)
+    return found[:-1]
+
+
+_GETTERS: dict[type, Callable[[Any], Any]] = {}
 
 
 def user(row: Row) -> User:
