@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from collections.abc import AsyncIterable, Mapping
 
 from authproxy.http1.connection import Connection
@@ -37,7 +38,8 @@ class Pool:
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive
         self._idle: dict[Origin, list[Connection]] = {}
-        self._all: set[Connection] = set()
+        # Every open connection, to close at shutdown; a closed one drops out by itself.
+        self._all: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._tls: ssl.SSLContext | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._warming: dict[Origin, asyncio.Task[None]] = {}
@@ -144,7 +146,6 @@ class Pool:
                     conn.abandon()
             idle[:] = keep
             left = left or bool(keep)
-        self._all = {c for c in self._all if not c.closed}
         if left:
             self._sweep = asyncio.get_running_loop().call_later(self._keepalive, self._drop_expired)
 
@@ -156,7 +157,7 @@ class Pool:
         for task in self._warming.values():
             task.cancel()
         self._warming.clear()
-        for conn in self._all:
+        for conn in list(self._all):
             conn.abandon()
         self._all.clear()
         self._idle.clear()

@@ -8,6 +8,7 @@ that is not hex, a header with a bare LF, bytes past the end).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -412,3 +413,12 @@ async def test_an_engine_that_closes_after_each_answer_finds_the_next_connection
         assert seen.connections == 2
         await (await p.request(origin, "GET", "/a", {}, None)).read()
     assert seen.opened_before == [1, 2]  # the second request came on the warmed connection
+
+
+async def test_connections_that_closed_are_not_kept_by_the_pool() -> None:
+    async with server(answering(*[[OK]] * 20)) as (origin, _), pool() as p:
+        for _ in range(20):  # each on a connection of its own, closed after its answer
+            await (await p.request(origin, "GET", "/a", {}, None, fresh=True)).read()
+        await asyncio.sleep(0.1)
+        gc.collect()
+        assert len(p._all) == 0
