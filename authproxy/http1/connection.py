@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_until = 0.0  # set by the pool while it holds the connection
+        self.answers = 0  # exchanges completed on it
         self._state = _IDLE
         self._buf = bytearray()
         self._remaining = 0
@@ -346,6 +347,7 @@ class Connection(asyncio.Protocol):
         """The answer is all in: hand the connection back, or close it."""
         response, self._response = self._response, None
         self._state = _IDLE
+        self.answers += 1
         if response is not None:
             response._finish()
         if self._keep_alive and self._upload is None and not self.closed:

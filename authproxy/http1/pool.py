@@ -120,7 +120,9 @@ class Pool:
         """The engine closed an idle connection: if right after its answer, warm a new one."""
         loop = asyncio.get_running_loop()
         answered = conn.idle_until - self._keepalive
-        if loop.time() - answered > WARM_WITHIN or origin in self._warming:
+        # Only after an answer: a warmed connection the engine closes unused is not replaced
+        # (an engine that closes idle connections at once would have us connect in a loop).
+        if not conn.answers or loop.time() - answered > WARM_WITHIN or origin in self._warming:
             return
         if any(not c.closed for c in self._idle.get(origin, ())):
             return

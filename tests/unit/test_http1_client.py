@@ -422,3 +422,17 @@ async def test_connections_that_closed_are_not_kept_by_the_pool() -> None:
         await asyncio.sleep(0.1)
         gc.collect()
         assert len(p._all) == 0
+
+
+async def test_a_warmed_connection_the_engine_closes_unused_is_not_warmed_again() -> None:
+    async def close_idle(r: asyncio.StreamReader, w: asyncio.StreamWriter, seen: Seen) -> None:
+        if seen.connections == 1:  # the first connection: one answer, then the close
+            await read_request(r, seen)
+            w.write(OK)
+            await w.drain()
+        # any later one: closed at once, unused
+
+    async with server(close_idle) as (origin, seen), pool() as p:
+        await (await p.request(origin, "GET", "/a", {}, None)).read()
+        await asyncio.sleep(0.5)
+    assert seen.connections == 2  # the one warmed after the answer, and no loop after it
