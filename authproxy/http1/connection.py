@@ -145,11 +145,19 @@ class Connection(asyncio.Protocol):
             self._chunked(data)
 
     # -- the exchange ---------------------------------------------------------------------------
+    @property
+    def open(self) -> bool:
+        """Connected, and not closing (a close seen but not yet reported counts as closed)."""
+        transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
     def send(
         self, method: str, head: bytes, body: bytes | AsyncIterable[bytes] | None, chunked: bool
     ) -> asyncio.Future[Response]:
         """Write the request; the future gets the answer's head."""
         assert self.transport is not None
+        if not self.open:  # the engine's close is on its way
+            raise Disconnected("the engine closed the connection before the request")
         self._method = method
         self._state = _HEAD
         self._got_bytes = False

@@ -79,7 +79,7 @@ class Pool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.idle_until > now:
+            if conn.idle_until > now and conn.open:
                 return conn
             conn.abandon()
         return None
