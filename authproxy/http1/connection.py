@@ -115,9 +115,11 @@ class Connection(asyncio.Protocol):
             self._response._fail(CutOff("the engine closed the connection mid-answer"))
         self._state = _IDLE
         self._response = None
+        # An upload still being sent stops here (its only reader is that task: cancelled, not
+        # failed, so no exception is left unretrieved).
         drain = self._drain
         if drain is not None and not drain.done():
-            drain.set_exception(Disconnected("the engine closed the connection"))
+            drain.cancel()
         if self._upload is not None:
             self._upload.cancel()
 
@@ -184,8 +186,6 @@ class Connection(asyncio.Protocol):
                     self._drain = None
             if chunked:
                 transport.write(b"0\r\n\r\n")
-        except HttpError:
-            pass  # the connection is gone: the answer's side reports it
         except Exception:
             # The client's upload failed (it stopped, or broke the form): the engine must
             # not take a part of it for the whole. The forwarder reports the upload's error.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -436,3 +437,22 @@ async def test_a_warmed_connection_the_engine_closes_unused_is_not_warmed_again(
         await (await p.request(origin, "GET", "/a", {}, None)).read()
         await asyncio.sleep(0.5)
     assert seen.connections == 2  # the one warmed after the answer, and no loop after it
+
+
+async def test_an_engine_that_closes_during_a_large_upload_ends_it_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def big() -> AsyncIterator[bytes]:
+        for _ in range(256):  # 16 MB: the socket's buffers fill, writing pauses
+            yield b"u" * 65536
+
+    async def refuse(r: asyncio.StreamReader, w: asyncio.StreamWriter, seen: Seen) -> None:
+        await r.readuntil(b"\r\n\r\n")  # the head, then hang up without reading the body
+
+    async with server(refuse) as (origin, _), pool() as p:
+        with pytest.raises(Disconnected):
+            await p.request(origin, "POST", "/u", {}, big(), length=256 * 65536, fresh=True)
+        await asyncio.sleep(0.1)
+    gc.collect()
+    await asyncio.sleep(0.05)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
