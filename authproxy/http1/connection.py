@@ -10,54 +10,18 @@ still being sent, a framing error, a reader that left early) closes it instead.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import AsyncIterable, Callable
 from typing import cast
 
+from authproxy.http1.chunked import BadChunk, ChunkedDecoder
 from authproxy.http1.errors import BadAnswer, CutOff, Disconnected, HttpError
 from authproxy.http1.head import MAX_HEAD, Framing, parse_head
 from authproxy.http1.response import Response
 
 __all__ = ["Connection"]
 
-_IDLE, _HEAD, _LENGTH, _CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER = range(8)
-_MAX_LINE = 4096  # a chunk-size line or a trailer line
-_CHUNK_SIZE_TEXT = re.compile(rb"[0-9A-Fa-f]{1,15}")
-
-
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
-
-
-def _whole_chunks(data: bytes, out: list[bytes]) -> int:
-    """The fast path for a read holding many whole chunks (an engine's tokens, sent faster
-    than they are read): each ``size CRLF payload CRLF`` whose payload holds no CRLF of its
-    own is taken with one split of the read, not a search per line. Returns where it
-    stopped (a last chunk, an extension, a payload with a CRLF, a partial chunk): the
-    careful loop goes on from there."""
-    parts = data.split(b"\r\n")
-    pos, i, whole = 0, 0, len(parts) - 2  # a payload counts only if a CRLF follows it
-    while i < whole:
-        size_text, payload = parts[i], parts[i + 1]
-        # Only hex digits (no sign, 0x, _ or space that int() would take), at most 15.
-        if not 0 < len(size_text) < 16 or size_text.translate(None, _HEX_DIGITS):
-            break
-        length = int(size_text, 16)
-        if length == 0 or length != len(payload):
-            break
-        out.append(payload)
-        pos += len(size_text) + length + 4
-        i += 2
-    return pos
-
-
-def _chunk_size(line: bytes) -> int:
-    """A chunk-size line's size (extensions ignored); -1 if it is not hex digits alone."""
-    if b";" in line:
-        line = line.partition(b";")[0].rstrip(b" \t")
-    if not _CHUNK_SIZE_TEXT.fullmatch(line):
-        return -1
-    return int(line, 16)
+_IDLE, _HEAD, _LENGTH, _CLOSE, _CHUNKED = range(5)
 
 
 class Connection(asyncio.Protocol):
@@ -83,6 +47,7 @@ class Connection(asyncio.Protocol):
         self._keep_alive = False
         self._head: asyncio.Future[Response] | None = None
         self._response: Response | None = None
+        self._decoder: ChunkedDecoder | None = None
         self._got_bytes = False
         self._upload: asyncio.Task[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -256,7 +221,8 @@ class Connection(asyncio.Protocol):
             if rest:
                 self._length_body(rest)
         elif framing == Framing.CHUNKED:
-            self._state = _CHUNK_SIZE
+            self._state = _CHUNKED
+            self._decoder = ChunkedDecoder()
             if rest:
                 self._chunked(rest)
         else:
@@ -288,57 +254,20 @@ class Connection(asyncio.Protocol):
         self._complete()
 
     def _chunked(self, data: bytes) -> None:
-        """Decode chunked framing: offsets into the bytes that came, one hand-over per read."""
-        if self._buf:  # a line split across reads
-            data = bytes(self._buf) + data
-            self._buf.clear()
+        """A read of a chunked body: its payload handed over in one piece."""
         response = self._response
-        assert response is not None
+        assert response is not None and self._decoder is not None
         out: list[bytes] = []
-        pos, size = 0, len(data)
-        if self._state == _CHUNK_SIZE:
-            pos = _whole_chunks(data, out)
-        while pos < size:
-            state = self._state
-            if state == _CHUNK_DATA:
-                end = min(pos + self._remaining, size)
-                out.append(data[pos:end])
-                self._remaining -= end - pos
-                pos = end
-                if not self._remaining:
-                    self._state = _CHUNK_END
-                continue
-            if state == _CHUNK_END and data[pos : pos + 2] == b"\r\n":
-                pos += 2
-                self._state = _CHUNK_SIZE
-                continue
-            end = data.find(b"\r\n", pos)
-            if end < 0:
-                if size - pos > _MAX_LINE:
-                    return self._cut("the engine's chunk framing is malformed", out)
-                self._buf += data[pos:]
-                break
-            line = data[pos:end]
-            pos = end + 2
-            if state == _CHUNK_SIZE:
-                length = _chunk_size(line)
-                if length < 0:
-                    return self._cut("the engine's chunk framing is malformed", out)
-                if length:
-                    self._state, self._remaining = _CHUNK_DATA, length
-                else:
-                    self._state = _TRAILER
-            elif state == _CHUNK_END:  # bytes where the CRLF after a chunk belongs
-                return self._cut("the engine's chunk framing is malformed", out)
-            elif not line:  # the blank line after the trailers: the end
-                if pos < size:
-                    self._keep_alive = False
-                if out:
-                    response._feed(out[0] if len(out) == 1 else b"".join(out))
-                self._complete()
-                return None
+        try:
+            after = self._decoder.feed(data, out)
+        except BadChunk:
+            return self._cut("the engine's chunk framing is malformed", out)
         if out:
             response._feed(out[0] if len(out) == 1 else b"".join(out))
+        if after >= 0:  # the end: bytes after it mean nothing more is read from this one
+            if after:
+                self._keep_alive = False
+            self._complete()
         return None
 
     def _cut(self, message: str, decoded: list[bytes] | None = None) -> None:
@@ -355,6 +284,7 @@ class Connection(asyncio.Protocol):
         """The answer is all in: hand the connection back, or close it."""
         response, self._response = self._response, None
         self._state = _IDLE
+        self._decoder = None
         self.answers += 1
         if response is not None:
             response._finish()
