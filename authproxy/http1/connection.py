@@ -179,11 +179,9 @@ class Connection(asyncio.Protocol):
         start = max(len(buf) - 3, 0)
         buf += data
         end = buf.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                self._bad_head(BadAnswer("the engine's answer head is too large"))
-            return
-        if end > MAX_HEAD:
+        if end < 0 and len(buf) <= MAX_HEAD:
+            return  # more to come
+        if end < 0 or end > MAX_HEAD:
             self._bad_head(BadAnswer("the engine's answer head is too large"))
             return
         raw, rest = bytes(buf[:end]), bytes(buf[end + 4 :])
@@ -208,7 +206,6 @@ class Connection(asyncio.Protocol):
         framing = head.framing
         if framing == Framing.NONE:
             waiter.set_result(Response(head=head, conn=None))
-            self._state = _IDLE
             if rest:
                 self._keep_alive = False
             self._complete()
@@ -259,23 +256,22 @@ class Connection(asyncio.Protocol):
         assert response is not None and self._decoder is not None
         out: list[bytes] = []
         try:
-            after = self._decoder.feed(data, out)
+            after: int | None = self._decoder.feed(data, out)
         except BadChunk:
-            return self._cut("the engine's chunk framing is malformed", out)
-        if out:
+            after = None
+        if out:  # what was decoded, up to a break in the framing too
             response._feed(out[0] if len(out) == 1 else b"".join(out))
+        if after is None:
+            return self._cut("the engine's chunk framing is malformed")
         if after >= 0:  # the end: bytes after it mean nothing more is read from this one
             if after:
                 self._keep_alive = False
             self._complete()
         return None
 
-    def _cut(self, message: str, decoded: list[bytes] | None = None) -> None:
+    def _cut(self, message: str) -> None:
         response, self._response = self._response, None
-        if response is not None and decoded:
-            response._feed(b"".join(decoded))
         self._state = _IDLE
-        self._buf.clear()
         if response is not None:
             response._fail(CutOff(message))
         self.abandon()

@@ -70,8 +70,7 @@ def parse_head(head: bytes, *, method: str) -> Head:
         pairs.append((name, value.strip(" \t")))
     headers: CIMultiDict[str] = CIMultiDict(pairs)
     framing, length, reusable = _framing(headers, status=status, method=method)
-    connection = headers.get("Connection")
-    closes = connection is not None and _has_token(headers, "Connection", "close")
+    closes = "Connection" in headers and _has_token(headers, "Connection", "close")
     return Head(
         status=status,
         reason=reason,
@@ -94,25 +93,15 @@ def _framing(headers: CIMultiDict[str], *, status: int, method: str) -> tuple[in
     """How the body ends, its length, and whether the connection may carry another request."""
     if method == "HEAD" or status < 200 or status in (204, 304):
         return Framing.NONE, 0, True
-    if "Transfer-Encoding" not in headers:
-        given = headers.getall("Content-Length", None)
-        if given is None:
-            return Framing.CLOSE, 0, False
-        if len(given) == 1 and given[0].isdigit() and given[0].isascii():
-            text = given[0]
-            if len(text) > 18:
-                raise BadAnswer("the engine sent a malformed Content-Length")
-            length = int(text)
-            return (Framing.LENGTH, length, True) if length else (Framing.NONE, 0, True)
-    codings = _tokens(headers, "Transfer-Encoding")
-    if codings:
+    if "Transfer-Encoding" in headers:
         # Only chunked is read: another coding would reach the client undone and unnamed.
-        if codings != ["chunked"]:
+        if _tokens(headers, "Transfer-Encoding") != ["chunked"]:
             raise BadAnswer("the engine sent a transfer coding other than chunked")
         return Framing.CHUNKED, 0, "Content-Length" not in headers
-    lengths = set(_tokens(headers, "Content-Length"))
-    if not lengths:
+    given = headers.getall("Content-Length", None)
+    if given is None:
         return Framing.CLOSE, 0, False
+    lengths = {t.strip() for value in given for t in value.split(",")}
     if len(lengths) > 1:
         raise BadAnswer("the engine sent conflicting Content-Length headers")
     (text,) = lengths

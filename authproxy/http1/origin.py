@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -41,6 +40,3 @@ class Origin:
             prefix=parts.path.rstrip("/"),
             authorization=authorization,
         )
-
-    def ssl_context(self, context: ssl.SSLContext) -> ssl.SSLContext | None:
-        return context if self.tls else None

@@ -79,7 +79,7 @@ class Pool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if conn.idle_until > now and conn.open:
+            if _usable(conn, now):
                 return conn
             conn.abandon()
         return None
@@ -142,9 +142,11 @@ class Pool:
         now = asyncio.get_running_loop().time()
         left = False
         for idle in self._idle.values():
-            keep = [c for c in idle if not c.closed and c.idle_until > now]
+            keep = []
             for conn in idle:
-                if conn.closed or conn.idle_until <= now:
+                if _usable(conn, now):
+                    keep.append(conn)
+                else:
                     conn.abandon()
             idle[:] = keep
             left = left or bool(keep)
@@ -163,6 +165,11 @@ class Pool:
             conn.abandon()
         self._all.clear()
         self._idle.clear()
+
+
+def _usable(conn: Connection, now: float) -> bool:
+    """An idle connection still open, and not past its keep-alive."""
+    return conn.idle_until > now and conn.open
 
 
 def _never_again(conn: Connection) -> None:

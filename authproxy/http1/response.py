@@ -116,11 +116,14 @@ class Response:
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._size = 0
+        self._resume()
+        return data
+
+    def _resume(self) -> None:
         if self._paused:
             self._paused = False
             if self._conn is not None:
                 self._conn.resume()
-        return data
 
     def __aiter__(self) -> Response:
         return self
@@ -139,10 +142,7 @@ class Response:
     async def read(self) -> bytes:
         """The whole body."""
         self._whole = True
-        if self._paused:
-            self._paused = False
-            if self._conn is not None:
-                self._conn.resume()
+        self._resume()
         while not self._done:
             if self._error is not None:
                 raise self._error

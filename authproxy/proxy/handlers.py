@@ -148,7 +148,7 @@ def make_handler(endpoint: Endpoint) -> Handler:
             # Right after aiohttp has written the answer (it does so in this same step of the
             # task, once the handler returns): the bookkeeping is not on the client's wait.
             asyncio.get_running_loop().call_soon(
-                _account, request, principal, endpoint, prepared, admission, started
+                _account, request, principal, endpoint, prepared, admission, outcome, started
             )
 
     return handle
@@ -160,6 +160,7 @@ def _account(
     endpoint: Endpoint,
     prepared: PreparedRequest,
     admission: Admission[PreparedRequest],
+    outcome: Outcome,
     started: float,
 ) -> None:
     """The request's usage row, its quota settled, its metrics."""
@@ -170,7 +171,7 @@ def _account(
         endpoint=endpoint,
         prepared=prepared,
         upstream=request.get(K.UPSTREAM_NAME, ""),
-        outcome=request[K.OUTCOME],
+        outcome=outcome,
         started=started,
     )
     admission.settle(row.prompt_tokens + row.completion_tokens)

@@ -3,8 +3,6 @@ but hop-by-hop ones, cookies and redirects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = ["HOP_BY_HOP", "client_response_headers", "upstream_request_headers"]
@@ -50,12 +48,10 @@ def _named_in_connection(headers: CIMultiDictProxy[str]) -> set[str]:
 
 def _filter(
     headers: CIMultiDictProxy[str], drop: frozenset[str] | set[str]
-) -> Iterable[tuple[str, str]]:
-    extra = _named_in_connection(headers)
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in drop and lower not in extra:
-            yield name, value
+) -> list[tuple[str, str]]:
+    if "Connection" in headers:  # it may name more headers to drop
+        drop = drop | _named_in_connection(headers)
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
 
 
 def upstream_request_headers(
@@ -70,7 +66,7 @@ def upstream_request_headers(
         extra = _named_in_connection(client)
         allowed = [(name, value) for name, value in allowed if name.lower() not in extra]
     out = CIMultiDict(allowed)
-    # aiohttp would offer gzip itself; usage is read from the body, so it must come plain.
+    # Usage is read from the body, so it must come plain: no compression offered.
     out["Accept-Encoding"] = "identity"
     # The body is the gateway's canonical encoding: UTF-8 JSON, whatever the client sent (or a
     # multipart upload, with the boundary the gateway checked; or no body at all).
@@ -82,7 +78,4 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    if "Connection" not in upstream:  # the common case: nothing more to drop than the set
-        drop = _RESPONSE_DROP
-        return CIMultiDict([(k, v) for k, v in upstream.items() if k.lower() not in drop])
     return CIMultiDict(_filter(upstream, _RESPONSE_DROP))

@@ -97,10 +97,10 @@ def values(record: UsageRow | AuditEntry | QuotaOverride) -> tuple[Any, ...]:
     kind = type(record)
     getter = _GETTERS.get(kind)
     if getter is None:
-        names = [f.name for f in fields(record)]
-        getter = _GETTERS[kind] = attrgetter(*names, names[0])  # always a tuple: drop the last
+        # attrgetter of several names returns a tuple; every record has more than one field.
+        getter = _GETTERS[kind] = attrgetter(*(f.name for f in fields(record)))
     found: tuple[Any, ...] = getter(record)
-    return found[:-1]
+    return found
 
 
 _GETTERS: dict[type, Callable[[Any], Any]] = {}
