@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from functional.helpers import (
     write_config,
 )
 from functional.serve_process import Serving, serving
+from functional.wire import parse_sse
 from prometheus_client.parser import text_string_to_metric_families
 
 from authproxy.config.schema import Config
@@ -41,6 +43,7 @@ __all__ = [
     "ask",
     "chat",
     "create_key_on_account_page",
+    "finish_across_sigterm",
     "gateways",
     "metrics",
     "status_of",
@@ -189,3 +192,23 @@ async def create_key_on_account_page(gw: Gateway, user: str, password: str) -> S
 
 def usage_ids(rows: Sequence[UsageRow]) -> list[str]:
     return sorted(r.request_id for r in rows)
+
+
+async def finish_across_sigterm(
+    streams: Sequence[aiohttp.ClientResponse],
+    proc: asyncio.subprocess.Process,
+    *,
+    exit_within: float,
+) -> None:
+    """Streams under way through ``proc``: once each has its first event, SIGTERM; every one
+    still ends with ``[DONE]`` and the process exits 0. The streams are closed either way."""
+    try:
+        firsts = [await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10) for r in streams]
+        proc.send_signal(signal.SIGTERM)
+        rests = [await asyncio.wait_for(r.content.read(), 20) for r in streams]
+    finally:
+        for r in streams:
+            r.close()
+    for head, rest in zip(firsts, rests, strict=True):
+        assert parse_sse(head + rest)[-1].data == "[DONE]"
+    assert await asyncio.wait_for(proc.wait(), exit_within) == 0

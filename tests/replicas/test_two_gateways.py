@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,19 @@ from typing import Any
 import aiohttp
 from fakes.engine import FakeEngine
 from functional.helpers import CHAT, MODELS, bearer, chat_body, poll_status, run_cli
-from functional.wire import parse_sse
 
 from authproxy.cli.commands import admin_service
 from authproxy.login.passwords import hash_password
 from authproxy.proxy.request_body import estimate_prompt_tokens
 
-from .gateways import chat, create_key_on_account_page, gateways, status_of, usage_ids
+from .gateways import (
+    chat,
+    create_key_on_account_page,
+    finish_across_sigterm,
+    gateways,
+    status_of,
+    usage_ids,
+)
 
 WITHIN = 1.0  # a change reaches every gateway within a second
 PASSWORD = "correct horse battery staple"
@@ -114,16 +119,7 @@ async def test_sigterm_on_one_gateway_during_streams_loses_no_usage_row(
             await session.post(gw.url(CHAT), json=body, headers=headers)
             for gw in (first, second, first, second, first, second)
         ]
-        try:
-            firsts = [await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10) for r in streams]
-            first.proc.send_signal(signal.SIGTERM)
-            rests = [await asyncio.wait_for(r.content.read(), 20) for r in streams]
-        finally:
-            for r in streams:
-                r.close()
-        for head, rest in zip(firsts, rests, strict=True):
-            assert parse_sse(head + rest)[-1].data == "[DONE]"
-        assert await asyncio.wait_for(first.proc.wait(), 20) == 0
+        await finish_across_sigterm(streams, first.proc, exit_within=20)
         ids = sorted(r.headers["X-Request-Id"] for r in streams)
         rows = await cluster.usage(6)
         assert usage_ids(rows) == ids

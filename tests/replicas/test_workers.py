@@ -17,11 +17,10 @@ import pytest
 from fakes.engine import FakeEngine
 from functional.helpers import CHAT, bearer, chat_body, gateway_config, write_config
 from functional.served import serve_fails
-from functional.wire import parse_sse
 
 from authproxy.proxy.request_body import estimate_prompt_tokens
 
-from .gateways import Gateway, chat, gateways, usage_ids
+from .gateways import Gateway, chat, finish_across_sigterm, gateways, usage_ids
 from .procnet import children, listeners, owner_of_connection
 
 
@@ -108,15 +107,11 @@ async def test_sigterm_drains_every_worker_and_loses_no_row(
                     client_port = r.connection.transport.get_extra_info("sockname")[1]
                     owners.add(owner_of_connection(list(workers), gw.serving.port, client_port))
                 assert owners == workers
-                firsts = [await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10) for r in streams]
-                gw.proc.send_signal(signal.SIGTERM)
-                rests = [await asyncio.wait_for(r.content.read(), 20) for r in streams]
-            finally:
+            except BaseException:
                 for r in streams:
                     r.close()
-        for head, rest in zip(firsts, rests, strict=True):
-            assert parse_sse(head + rest)[-1].data == "[DONE]"
-        assert await asyncio.wait_for(gw.proc.wait(), 30) == 0
+                raise
+            await finish_across_sigterm(streams, gw.proc, exit_within=30)
         rows = await cluster.usage(len(streams))
         assert usage_ids(rows) == sorted(r.headers["X-Request-Id"] for r in streams)
         assert "shutting down" in gw.log
