@@ -95,13 +95,12 @@ class Limits:
 
     @property
     def any(self) -> bool:
-        values = (
-            self.requests_per_minute,
-            self.max_concurrent,
-            self.tokens_per_day,
-            self.tokens_per_month,
+        return not (
+            self.requests_per_minute is None
+            and self.max_concurrent is None
+            and self.tokens_per_day is None
+            and self.tokens_per_month is None
         )
-        return any(v is not None for v in values)
 
 
 def _pick(override: int | None, default: int | None) -> int | None:

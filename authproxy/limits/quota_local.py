@@ -82,6 +82,8 @@ class LocalQuotaBook:
         self._settings = settings
         self._windows = Windows(timezone=settings.timezone)
         self._overrides: dict[int, QuotaOverride] = {}
+        # A principal's limits, resolved once per role and user (overrides: until reloaded).
+        self._limits: dict[tuple[str, int], Limits] = {}
         self._counters: dict[int, _Counters] = {}
         self._rpm = SlidingWindow[int](window=RPM_WINDOW)  # each user's admitted requests
 
@@ -90,6 +92,7 @@ class LocalQuotaBook:
     async def reload(self) -> None:
         """Re-read per-user overrides (subscribed to ``StoreWatch``)."""
         self._overrides = await self._store.quota_overrides()
+        self._limits = {}
 
     async def rebuild(self) -> None:
         """Token counters of the current day and month from the usage table (at start)."""
@@ -110,9 +113,13 @@ class LocalQuotaBook:
         yield
 
     def limits(self, principal: Principal) -> Limits:
-        return resolve_limits(
-            self._roles.get(principal.role), self._overrides.get(principal.user_id)
-        )
+        key = (principal.role, principal.user_id)
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = resolve_limits(
+                self._roles.get(principal.role), self._overrides.get(principal.user_id)
+            )
+        return limits
 
     def _current(self, user_id: int, t: float) -> _Counters:
         c = self._counters.setdefault(user_id, _Counters())
@@ -152,6 +159,8 @@ class LocalQuotaBook:
     def admit_now(self, principal: Principal, prepared: R) -> LocalAdmission[R]:
         """Admit or raise 429; never awaits, so checks and reservation are one atomic step."""
         limits = self.limits(principal)
+        if not limits.any:  # nothing to check or reserve (as the shared book): only charged
+            return self.track(principal.user_id, 0, prepared, counted=False)
         user, t, mono = principal.user_id, now(), time.monotonic()
         c = self._current(user, t)
         ask = ask_for(
