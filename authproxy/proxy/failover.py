@@ -67,7 +67,7 @@ async def forward_with_failover(
     """
     catalog = request.app[K.CATALOG]
     forwarder = request.app[K.FORWARDER]
-    upstream_request = for_engine(prepared, catalog.resolve(prepared.model))
+    body = for_engine(prepared, catalog.resolve(prepared.model))
     if prepared.upload is not None:
         prepared.upload.with_model(catalog.resolve(prepared.model))
     # One upstream only: the one holding a stored response, the one an admin path names, or
@@ -85,7 +85,8 @@ async def forward_with_failover(
                 return await forwarder.forward(
                     request,
                     endpoint=endpoint,
-                    prepared=upstream_request,
+                    prepared=prepared,
+                    body=body,
                     upstream=upstream,
                     request_id=request[K.REQUEST_ID],
                     outcome=outcome,

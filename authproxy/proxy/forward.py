@@ -56,6 +56,7 @@ class Forwarder:
         *,
         endpoint: Endpoint,
         prepared: PreparedRequest,
+        body: bytes,
         upstream: UpstreamState,
         request_id: str,
         outcome: Outcome,
@@ -70,7 +71,7 @@ class Forwarder:
         upstream.outstanding += 1
         resp: Response | None = None
         try:
-            resp = await self._send(upstream, endpoint, prepared, headers)
+            resp = await self._send(upstream, endpoint, prepared, body, headers)
             outcome.reached, outcome.engine_refused = True, resp.status >= 300
             if 300 <= resp.status < 400:
                 raise UpstreamError(
@@ -117,13 +118,14 @@ class Forwarder:
         upstream: UpstreamState,
         endpoint: Endpoint,
         prepared: PreparedRequest,
+        body: bytes,
         headers: CIMultiDict[str],
     ) -> Response:
         """The engine's answer, once its head is in. ``prepared.target`` (a stored response's
         path, an allowed query) is made of segments and values the catalogue checked character
         by character; else the row's own path."""
         upload = prepared.upload
-        body = upload if upload is not None else (prepared.body or None)
+        sent = upload if upload is not None else (body or None)
         target = prepared.target or endpoint.path
         origin = self._origin(upstream)
         # A streamed upload is sent once, on a connection surely new: it cannot be sent again.
@@ -135,7 +137,7 @@ class Forwarder:
                     prepared.method,
                     target,
                     headers,
-                    body,
+                    sent,
                     length=upload.length if upload is not None else None,
                     fresh=attempt == 2,
                     head_timeout=self._timeouts.first_byte,

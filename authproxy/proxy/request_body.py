@@ -66,7 +66,7 @@ class PreparedRequest:
     rule: OutputRule | None
     rest: bytes  # canonical encoding of the client's fields the gateway does not decide on
     fixed: dict[str, Any]  # the decided fields other than model and limit, as they go
-    body: bytes = b""  # what goes upstream, made by for_engine once the engine's id is known
+    body: bytes = b""  # a bodiless row's body as it goes (JSON rows: for_engine makes it)
     model_field: str | None = "model"  # where the engine's model id is written; None: nowhere
     method: str = "POST"
     target: str = ""  # the engine's path (and query) when not the endpoint's own path
@@ -271,17 +271,17 @@ def bodiless(
     )
 
 
-def for_engine(prepared: PreparedRequest, model_id: str) -> PreparedRequest:
-    """The request as the engine gets it: the model is the engine's own id (an alias
-    resolved), the limit written under every field of the endpoint's row."""
+def for_engine(prepared: PreparedRequest, model_id: str) -> bytes:
+    """The body the engine gets: the model is the engine's own id (an alias resolved), the
+    limit written under every field of the endpoint's row (``prepared`` itself is unchanged:
+    failover sends the same bytes to the next engine of the model)."""
     if prepared.model_field is None:  # nothing of the gateway's to write in
-        return prepared
+        return prepared.body
     decided: dict[str, Any] = {prepared.model_field: model_id, **prepared.fixed}
     if prepared.rule is not None:
         write_limit(prepared.rule, decided, prepared.limit)
     tail = json_body.encode(decided)
-    body = tail if prepared.rest == b"{}" else prepared.rest[:-1] + b"," + tail[1:]
-    return _copied(prepared, "body", body)
+    return tail if prepared.rest == b"{}" else prepared.rest[:-1] + b"," + tail[1:]
 
 
 def estimate_prompt_tokens(body: Mapping[str, Any], settings: Quotas | None = None) -> int:

@@ -33,7 +33,7 @@ def _prepare(raw: bytes, endpoint: Endpoint = CHAT) -> PreparedRequest:
 
 
 def _sent(raw: bytes, endpoint: Endpoint = CHAT, model: str = "m") -> dict[str, Any]:
-    body = for_engine(_prepare(raw, endpoint), model).body
+    body = for_engine(_prepare(raw, endpoint), model)
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         assert len({k for k, _ in pairs}) == len(pairs), pairs
@@ -260,18 +260,22 @@ def test_ollama_show_takes_name_where_model_is_absent_and_forwards_model() -> No
     assert info.value.code == "ambiguous_key"
 
 
-def test_the_engine_copy_keeps_every_field_but_the_body_and_the_clamp_every_but_the_limit() -> None:
+def test_the_engine_body_leaves_the_request_as_it_was_and_the_clamp_copies_all_but_the_limit() -> (
+    None
+):
     prepared = replace(
         _prepare(b'{"model": "m", "messages": [], "n": 1, "max_tokens": 9, "stream": true}'),
         pinned="a",
         previous_response_id="resp_1",
         target="/x",
     )
+    before = replace(prepared)
     sent = for_engine(prepared, "engine-id")
-    assert sent == replace(prepared, body=sent.body)
-    assert sent.body and not prepared.body
+    assert json.loads(sent)["model"] == "engine-id"
+    assert prepared == before and not prepared.body  # failover sends the same to the next
+    assert for_engine(prepared, "engine-id") == sent
     clamped = prepared.with_limit(3)
     assert clamped == replace(prepared, limit=3)
     assert prepared.limit == 9
     with pytest.raises(FrozenInstanceError):
-        sent.body = b""  # type: ignore[misc]
+        clamped.limit = 9  # type: ignore[misc]
