@@ -213,3 +213,27 @@ async def test_a_limit_of_zero_refuses_every_request(
         assert (status, headers["Retry-After"]) == (429, "1")
         assert "at most 0 concurrent requests" in payload["error"]["message"]
         assert not [r for r in engine.requests if r.path == CHAT]
+
+
+async def test_what_a_user_without_limits_used_counts_once_a_limit_is_set(
+    tmp_path: Path, engine: FakeEngine, session: aiohttp.ClientSession, book: dict[str, Any]
+) -> None:
+    """No limits: admitted without a decision, but the tokens are still charged, so a daily
+    limit set afterwards counts them (one token short of the next reservation: refused)."""
+    async with running_gateway(tmp_path, engine.base_url, roles=_roles(), **book) as gw:
+        assert (await _post(session, gw, chat_body(max_tokens=3)))[0] == 200
+        (row,) = await gw.usage(1)
+        used = row.prompt_tokens + row.completion_tokens
+        assert used > 0
+        body = chat_body(max_tokens=1)
+        next_reservation = estimate_prompt_tokens(body) + 1
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", tokens_per_day=used + next_reservation - 1)
+        await gw.app[K.WATCH].check()
+        status, payload, _ = await _post(session, gw, body)
+        assert (status, payload["error"]["code"]) == (429, "insufficient_quota"), payload
+        assert f"({next_reservation - 1} tokens left)" in payload["error"]["message"]
+        async with gw.admin() as admin:
+            await admin.set_quota("alice", tokens_per_day=used + next_reservation)
+        await gw.app[K.WATCH].check()
+        assert (await _post(session, gw, body))[0] == 200
