@@ -104,6 +104,12 @@ class Response:
         """The whole body is here (a read would not wait)."""
         return self._done
 
+    def body_now(self) -> bytes:
+        """The whole body, when it is ``complete`` already (no wait, no coroutine)."""
+        if not self._done:
+            raise RuntimeError("the body is not all here yet: await read()")
+        return self._take() if self._chunks else b""
+
     async def _wait(self) -> None:
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:

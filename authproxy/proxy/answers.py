@@ -67,8 +67,6 @@ class AnswerRelay:
 
     async def _read_body(self, resp: Response, limit: int | None) -> bytes:
         try:
-            if limit is None and resp.complete:  # it all came with the headers: no timer
-                return await resp.read()
             async with asyncio.timeout(self._timeouts.idle):
                 if limit is None:
                     return await resp.read()
@@ -86,7 +84,8 @@ class AnswerRelay:
         outcome: Outcome,
         started: float,
     ) -> web.Response:
-        body = await self._read_body(resp, None)
+        # Most answers come whole with their head: no timer, no wait.
+        body = resp.body_now() if resp.complete else await self._read_body(resp, None)
         if endpoint.usage is not None:
             outcome.tokens = usage_from_body(body, endpoint.usage)
         outcome.status = resp.status

@@ -135,6 +135,19 @@ async def test_an_answer_split_byte_by_byte_is_read_whole_and_the_connection_reu
     assert seen.connections == 1 and len(seen.requests) == 2
 
 
+async def test_a_body_that_came_with_its_head_is_taken_at_once_and_a_partial_one_is_not() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+    script = answering([OK], [head, b'{"ok":', b"true}"], pause=0.05)
+    async with server(script) as (origin, _), pool() as p:
+        whole = await p.request(origin, "GET", "/a", {}, None)
+        assert whole.complete and whole.body_now() == b'{"ok":true}'
+        partial = await p.request(origin, "GET", "/b", {}, None)
+        assert not partial.complete
+        with pytest.raises(RuntimeError):
+            partial.body_now()
+        assert await partial.read() == b'{"ok":true}'
+
+
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
