@@ -21,7 +21,7 @@ from authproxy.errors import NotFound, UpstreamError
 from authproxy.proxy.endpoints import Endpoint
 from authproxy.proxy.forward import EngineUnavailable, Outcome
 from authproxy.proxy.request_body import PreparedRequest, for_engine
-from authproxy.proxy.slots import upstream_slot
+from authproxy.proxy.slots import queued_slot
 from authproxy.upstreams.catalog import ModelCatalog, UpstreamState
 
 __all__ = ["forward_with_failover"]
@@ -78,20 +78,23 @@ async def forward_with_failover(
     while True:
         tried.add(upstream)
         request[K.UPSTREAM_NAME] = upstream.name
+        forwarded = forwarder.forward(
+            request,
+            endpoint=endpoint,
+            prepared=prepared,
+            body=body,
+            upstream=upstream,
+            request_id=request[K.REQUEST_ID],
+            outcome=outcome,
+            started=started,
+        )
         try:
-            async with upstream_slot(
-                request, upstream, prompt_estimate=prepared.prompt_estimate, outcome=outcome
+            if upstream.queue is None:  # no capacity: no slot to take
+                return await forwarded
+            async with queued_slot(
+                request, upstream.queue, upstream.name, prepared.prompt_estimate, outcome
             ):
-                return await forwarder.forward(
-                    request,
-                    endpoint=endpoint,
-                    prepared=prepared,
-                    body=body,
-                    upstream=upstream,
-                    request_id=request[K.REQUEST_ID],
-                    outcome=outcome,
-                    started=started,
-                )
+                return await forwarded
         except UpstreamError as exc:
             if not exc.failover:
                 raise
@@ -110,3 +113,5 @@ async def forward_with_failover(
             )
             _reset(outcome)
             upstream = following
+        finally:
+            forwarded.close()  # unawaited if the queue refused the request: closed quietly

@@ -26,7 +26,7 @@ prompt estimate — and *before* the slot is handed on, so the next hand-off see
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -34,28 +34,16 @@ from authproxy import appkeys as K
 from authproxy.proxy.forward import Outcome
 from authproxy.queue.fair_queue import FairQueue
 from authproxy.queue.ticket import Ticket
-from authproxy.upstreams.catalog import UpstreamState
 
-__all__ = ["upstream_slot"]
-
-
-_NO_QUEUE: AbstractAsyncContextManager[None] = nullcontext()  # stateless: shared
-
-
-def upstream_slot(
-    request: web.Request, upstream: UpstreamState, *, prompt_estimate: int, outcome: Outcome
-) -> AbstractAsyncContextManager[None]:
-    """Hold one of ``upstream``'s slots (if it has a queue) while the body runs."""
-    queue = upstream.queue
-    if queue is None:  # no capacity, no queue step: nothing to hold
-        return _NO_QUEUE
-    return _queued_slot(request, queue, upstream.name, prompt_estimate, outcome)
+__all__ = ["queued_slot"]
 
 
 @asynccontextmanager
-async def _queued_slot(
+async def queued_slot(
     request: web.Request, queue: FairQueue, name: str, prompt_estimate: int, outcome: Outcome
 ) -> AsyncIterator[None]:
+    """Hold one of the slots of the upstream ``name`` (its ``queue``) while the body runs. An
+    upstream without a capacity has no queue: the caller goes straight on, nothing held."""
     principal = request[K.PRINCIPAL]
     role = request.app[K.CONFIG].roles.get(principal.role)
     ticket = await queue.acquire(user=principal.user_name, weight=role.share if role else 1.0)
