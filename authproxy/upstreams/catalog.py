@@ -189,6 +189,9 @@ class ModelCatalog:
         engine fails fast (connection refused).
         """
         candidates = self.serving(name)
+        if len(candidates) == 1:  # one upstream serves it (the common case): no choice to make
+            (only,) = candidates
+            return None if only in exclude else only
         if not candidates:
             return None
         fresh = [u for u in candidates if u not in exclude]
