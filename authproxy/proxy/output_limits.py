@@ -16,7 +16,7 @@ Adding a dialect (the Responses API, Ollama's ``/api/chat``) is adding a row.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from authproxy.errors import BadRequest
@@ -57,12 +57,24 @@ class OutputRule:
 
     write: tuple[FieldPath, ...]
     prompts_field: str | None = None  # a list of prompts here is one completion each
+    # Made from ``write`` once (every request reads them):
+    # top-level objects a nested limit is written into (Ollama's ``options``): the gateway
+    # takes them over too, the client's other settings in them kept;
+    containers: frozenset[str] = field(init=False, compare=False)
+    # each container with the names the gateway writes in it, by their case-folded form;
+    container_names: tuple[tuple[str, dict[str, str]], ...] = field(init=False, compare=False)
+    nested: tuple[FieldPath, ...] = field(init=False, compare=False)  # the paths in containers
 
-    @property
-    def containers(self) -> frozenset[str]:
-        """Top-level objects a nested limit is written into (Ollama's ``options``): the gateway
-        takes them over too, the client's other settings in them kept."""
-        return frozenset(path[0] for path in self.write if len(path) > 1)
+    def __post_init__(self) -> None:
+        nested = tuple(path for path in self.write if len(path) > 1)
+        containers = frozenset(path[0] for path in nested)
+        names = tuple(
+            (c, {p[1].casefold(): p[1] for p in nested if len(p) == 2 and p[0] == c})
+            for c in sorted(containers)
+        )
+        object.__setattr__(self, "nested", nested)
+        object.__setattr__(self, "containers", containers)
+        object.__setattr__(self, "container_names", names)
 
 
 CHAT = OutputRule(write=(("max_completion_tokens",), ("max_tokens",)))
@@ -104,9 +116,7 @@ def prompt_count(value: Any) -> int:
 def _nested_ask(rule: OutputRule, body: Mapping[str, Any]) -> int | None:
     """The client's limit in a nested field of the row (Ollama's ``options.num_predict``); a
     negative one is Ollama's "no limit", which leaves the gateway's default."""
-    for path in rule.write:
-        if len(path) < 2:
-            continue
+    for path in rule.nested:
         container = body.get(path[0])
         value = container.get(path[1]) if isinstance(container, dict) else None
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
@@ -123,7 +133,7 @@ def _nested_ask(rule: OutputRule, body: Mapping[str, Any]) -> int | None:
 
 
 def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_outputs: int) -> OutputAsk:
-    limit = _nested_ask(rule, body)
+    limit = _nested_ask(rule, body) if rule.nested else None
     choices: dict[str, int] = {}
     # Most bodies carry one of these eight fields at most: only those present are checked.
     for name in LIMIT_FIELDS:
@@ -137,7 +147,7 @@ def read_ask(rule: OutputRule, body: Mapping[str, Any], *, max_outputs: int) -> 
             if given is not None:
                 choices[name] = given
     prompts = prompt_count(body.get(rule.prompts_field)) if rule.prompts_field else 1
-    outputs = max(choices.values(), default=1) * prompts
+    outputs = max(choices.values()) * prompts if choices else prompts
     if outputs > max_outputs:
         raise BadRequest(
             f"at most {max_outputs} output(s) per request on this gateway (n, n_cmpl, best_of "

@@ -33,41 +33,34 @@ __all__ = ["estimate"]
 def estimate(canonical: bytes, body: Mapping[str, Any], allowance: PromptEstimate) -> int:
     """``canonical``: the encoding of ``body`` without the gateway's fields (``{}`` if none)."""
     size = len(canonical) + 2 * canonical.count(b" ") if len(canonical) > 2 else 0
-    media, media_bytes = _inline_media(body)
-    return (
-        math.ceil((size - media_bytes) / allowance.bytes_per_token)
-        + media * allowance.per_media
-        + _parts(body) * allowance.per_message
-        + allowance.per_request
-    )
-
-
-def _parts(body: Mapping[str, Any]) -> int:
-    """Messages (and an Anthropic ``system``), prompts and inputs: each gets template text."""
-    parts = 0
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        parts += len(messages)
+    parts, media, media_bytes = _messages(body.get("messages"))
     if body.get("system"):
         parts += 1
     for name in ("prompt", "input"):
         if body.get(name) is not None:
             parts += prompt_count(body[name])
-    return parts
+    return (
+        math.ceil((size - media_bytes) / allowance.bytes_per_token)
+        + media * allowance.per_media
+        + parts * allowance.per_message
+        + allowance.per_request
+    )
 
 
-def _inline_media(body: Mapping[str, Any]) -> tuple[int, int]:
-    """Inline images and audio in the messages: (how many, their encoded bytes)."""
+def _messages(messages: Any) -> tuple[int, int, int]:
+    """(messages, inline images and audio in them, those media's encoded bytes): each message
+    gets template text (as an Anthropic ``system``, each prompt and input do)."""
+    if not isinstance(messages, list):
+        return 0, 0, 0
     count, size = 0, 0
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
+    for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         for part in content if isinstance(content, list) else ():
             data = _media_data(part) if isinstance(part, dict) else None
             if data is not None:
                 count += 1
                 size += len(data.encode())
-    return count, size
+    return len(messages), count, size
 
 
 def _media_data(part: dict[str, Any]) -> str | None:

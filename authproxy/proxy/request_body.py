@@ -163,14 +163,13 @@ def _model(endpoint: Endpoint, body: Mapping[str, Any]) -> str:
 
 def _check_containers(rule: OutputRule, body: Mapping[str, Any]) -> None:
     """A container of the limit (Ollama's ``options``) is an object, its keys unambiguous."""
-    for container in rule.containers:
+    for container, names in rule.container_names:
         value = body.get(container)
         if value is None:
             continue
         if not isinstance(value, dict):
             raise BadRequest(f"`{container}` must be an object", code="invalid_options")
-        names = {p[1]: p[1] for p in rule.write if len(p) == 2 and p[0] == container}
-        _check_keys(value, container, {name.casefold(): name for name in names})
+        _check_keys(value, container, names)
 
 
 def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequest:
@@ -210,11 +209,13 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
     if rule is None:  # nothing generated: the client's fields pass as they are
         fixed.update((k, parsed[k]) for k in (*LIMIT_FIELDS, *CHOICE_FIELDS) if k in parsed)
     else:
-        _check_containers(rule, parsed)
+        if rule.containers:
+            _check_containers(rule, parsed)
         ask = read_ask(rule, parsed, max_outputs=settings.max_outputs)
         limit, outputs = ask.limit or settings.default_max_tokens, ask.outputs
         fixed.update(ask.choices)
-        fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
+        if rule.containers:
+            fixed.update((k, parsed[k]) for k in rule.containers if k in parsed)
     taken = _taken(endpoint.model_fields, rule)
     rest = json_body.encode({k: v for k, v in parsed.items() if k not in taken})
     if options is not None or fixed.keys() - _GATEWAY_MADE:
