@@ -65,8 +65,9 @@ async def forward_with_failover(
     ``request[K.UPSTREAM_NAME]`` names the upstream tried last: the one that served the
     answer, or the last one that failed.
     """
-    catalog = request.app[K.CATALOG]
-    forwarder = request.app[K.FORWARDER]
+    app = request.app
+    catalog = app[K.CATALOG]
+    forwarder = app[K.FORWARDER]
     body = for_engine(prepared, catalog.resolve(prepared.model))
     if prepared.upload is not None:
         prepared.upload.with_model(catalog.resolve(prepared.model))

@@ -18,6 +18,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from authproxy import appkeys as K
+from authproxy.config.schema import Config
 from authproxy.errors import BadRequest, NotFound
 from authproxy.proxy.client_body import read_body
 from authproxy.proxy.endpoints import Endpoint, engine_path
@@ -29,8 +30,7 @@ from authproxy.proxy.responses_api import check_previous, owned_response
 __all__ = ["prepare_request"]
 
 
-async def _body(request: web.Request) -> bytes:
-    config = request.app[K.CONFIG]
+async def _body(request: web.Request, config: Config) -> bytes:
     limit = config.max_request_bytes
     body = await read_body(request, limit=limit, idle=config.timeouts.client_body)
     return decoded(body, request.headers.get("Content-Encoding", ""), limit=limit)
@@ -62,7 +62,7 @@ async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedR
     config = request.app[K.CONFIG]
     method = request.method
     if endpoint.model == "json":
-        prepared = prepare(endpoint, await _body(request), settings=config.quotas)
+        prepared = prepare(endpoint, await _body(request, config), settings=config.quotas)
         if prepared.previous_response_id is not None:
             previous = await check_previous(request, prepared.previous_response_id)
             prepared = replace(prepared, pinned=previous.upstream)
@@ -87,6 +87,6 @@ async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedR
     if endpoint.model == "upstream":
         pinned = _named_upstream(request)
         target = _target(request, endpoint)
-        raw = await _body(request)
+        raw = await _body(request, config)
         return bodiless(endpoint, method=method, target=target, raw=raw, pinned=pinned)
-    return bodiless(endpoint, method=method, raw=await _body(request))
+    return bodiless(endpoint, method=method, raw=await _body(request, config))

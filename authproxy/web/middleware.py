@@ -90,8 +90,8 @@ def raw_path(request: web.Request) -> str:
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
+    incoming = request.headers.get("X-Request-Id")
+    request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else _new_request_id()
     request[K.REQUEST_ID] = request_id
     request[K.CLIENT] = request.app[K.CLIENT_ADDRESS].of(request)
     outcome = Outcome()
@@ -169,31 +169,32 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     access = access_of(path)  # None: a path the gateway does not serve
     if access == "public":
         return await handler(request)
-    throttle = request.app[K.AUTH_THROTTLE]
+    app = request.app
+    throttle = app[K.AUTH_THROTTLE]
     client = request[K.CLIENT]
     try:
         throttle.check(client)
     except RateLimited as exc:  # refused before its credential was even looked at
-        request.app[K.METRICS].auth_failed(exc.code)
+        app[K.METRICS].auth_failed(exc.code)
         raise
     try:
-        principal = await authenticate(request, request.app[K.AUTHENTICATORS])
+        principal = await authenticate(request, app[K.AUTHENTICATORS])
     except AuthenticationFailed as exc:
         if access == "scrape" and anonymous_scrape(request, exc):
             return await handler(request)  # a direct local scrape of /metrics, no principal
-        request.app[K.METRICS].auth_failed(exc.code)
+        app[K.METRICS].auth_failed(exc.code)
         if exc.code not in _QUIET_FAILURES:  # guesses count; "sent nothing" and expiry don't
             throttle.failed(client, reason=exc.code, key_prefix=_presented_prefix(request))
         if access == "page":
             return _to_login(request, path)
         raise
     # A service key may act for the person it names (Open WebUI's headers); no one else may.
-    principal = await request.app[K.ACTING_FOR].resolve(request, principal)
+    principal = await app[K.ACTING_FOR].resolve(request, principal)
     request[K.PRINCIPAL] = principal
     if access is None:
         raise NotFound(f"{path[:100]} is not served by this gateway", code="unknown_path")
     if principal.via == "session" and access != "page":  # pages check CSRF tokens
-        require_same_origin(request, tls=request.app[K.CLIENT_ADDRESS].came_over_tls(request))
+        require_same_origin(request, tls=app[K.CLIENT_ADDRESS].came_over_tls(request))
     return await handler(request)
 
 
