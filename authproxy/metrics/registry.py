@@ -60,6 +60,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 
 # From a free slot (0) to the queue's default timeout (120 s) and beyond.
 WAIT_BUCKETS = (0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 QUOTA_REASONS = frozenset({"rpm", "concurrency", "tokens_day", "tokens_month"})
+MAX_SEEN = 100_000  # rows' label values remembered (bounded by the caps in practice)
 MAX_AUTH_REASONS = 32  # error codes are constants in the source; this only guards a mistake
 
 
@@ -201,6 +202,9 @@ class GatewayMetrics:
         )
         self._queue_wait_children: dict[str, Histogram] = {}
         self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
+        # The series of each (user, model, upstream, status) as the row has them, so that a
+        # request seen before costs one lookup (the caps and labels are applied once).
+        self._seen: dict[tuple[str, str | None, str | None, int], _RequestSeries] = {}
         self._quota_children: dict[tuple[str, str], Counter] = {}
         self._auth_children: dict[str, Counter] = {}
 
@@ -215,15 +219,12 @@ class GatewayMetrics:
 
     def request_done(self, row: UsageRow, *, user: str) -> None:
         """Count one forwarded request exactly as its usage row accounts it."""
-        key = (
-            self._users(user),
-            self._models(row.model or "unknown"),
-            row.upstream or "none",
-            str(row.status),
-        )
-        series = self._series.get(key)
+        seen = (user, row.model, row.upstream, row.status)
+        series = self._seen.get(seen)
         if series is None:
-            series = self._series[key] = self._bind(*key)
+            series = self._series_of(user, row)
+            if len(self._seen) < MAX_SEEN:
+                self._seen[seen] = series
         series.requests.inc()
         if row.prompt_tokens:
             series.prompt.inc(row.prompt_tokens)
@@ -233,6 +234,18 @@ class GatewayMetrics:
         # A plain answer's first token comes with its last: only streams say something here.
         if row.stream and row.ttft_ms is not None and row.status < 400:
             series.ttft.observe(row.ttft_ms / 1000)
+
+    def _series_of(self, user: str, row: UsageRow) -> _RequestSeries:
+        key = (
+            self._users(user),
+            self._models(row.model or "unknown"),
+            row.upstream or "none",
+            str(row.status),
+        )
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._bind(*key)
+        return series
 
     def _bind(self, user: str, model: str, upstream: str, status: str) -> _RequestSeries:
         return _RequestSeries(
