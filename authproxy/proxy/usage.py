@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import json
+import json.scanner
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 __all__ = ["USAGE_KEY", "Dialect", "Tokens", "read_usage", "usage_from_body"]
 
@@ -25,7 +27,10 @@ Dialect = Literal["openai", "anthropic", "responses", "ollama"]
 
 USAGE_KEY = b'"usage"'
 _OLLAMA_KEYS = (b'"prompt_eval_count"', b'"eval_count"')
-_DECODER = json.JSONDecoder()
+# What JSONDecoder.raw_decode calls, without its frame: the value at an index, and its end.
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    cast(Any, json.JSONDecoder())
+)
 
 
 @dataclass(slots=True)
@@ -60,10 +65,11 @@ def read_usage(usage: Any, dialect: Dialect, into: Tokens) -> None:
             for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
                 prompt += _as_int(usage.get(extra)) or 0
         completion = usage.get("output_tokens")
-    if _as_int(prompt) is not None:
-        into.prompt = _as_int(prompt)
-    if _as_int(completion) is not None:
-        into.completion = _as_int(completion)
+    prompt, completion = _as_int(prompt), _as_int(completion)
+    if prompt is not None:
+        into.prompt = prompt
+    if completion is not None:
+        into.completion = completion
 
 
 def usage_from_body(body: bytes, dialect: Dialect) -> Tokens:
@@ -90,7 +96,7 @@ def _value_after(body: bytes, key: bytes) -> Any:
     if not text.startswith(":"):
         return None
     try:
-        value, _ = _DECODER.raw_decode(text[1:].lstrip())
-    except ValueError:
+        value, _ = _scan(text[1:].lstrip(), 0)
+    except (StopIteration, ValueError, RecursionError):  # not JSON there: no usage known
         return None
     return value

@@ -134,3 +134,12 @@ def test_a_stream_read_at_once_keeps_its_content_and_drops_only_the_usage_chunk(
         assert out + relay.finish() == CONTENT * 20 + DONE
         assert relay.content_events == 20 and relay.done
         assert (relay.tokens.prompt, relay.tokens.completion) == (7, 3)
+
+
+def test_an_answer_whose_usage_is_not_json_or_nested_past_any_stack_counts_as_unknown() -> None:
+    deep = b'{"usage": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body in (deep, b'{"usage": nope}', b'{"usage":', b'{"usage" 3}'):
+        tokens = usage_from_body(body, "openai")
+        assert (tokens.prompt, tokens.completion, tokens.known) == (None, None, False)
+    whole = usage_from_body(b'{"usage": {"prompt_tokens": 4, "completion_tokens": 2}}', "openai")
+    assert (whole.prompt, whole.completion) == (4, 2)
