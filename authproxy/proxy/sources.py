@@ -13,8 +13,6 @@ rest of the request path (authorize, quota, forward, account) works on.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from authproxy import appkeys as K
@@ -65,15 +63,14 @@ async def prepare_request(request: web.Request, endpoint: Endpoint) -> PreparedR
         prepared = prepare(endpoint, await _body(request, config), settings=config.quotas)
         if prepared.previous_response_id is not None:
             previous = await check_previous(request, prepared.previous_response_id)
-            prepared = replace(prepared, pinned=previous.upstream)
+            prepared = prepared._replace(pinned=previous.upstream)
         return prepared
     if endpoint.model == "form":
         upload = await read_form_head(
             request, limit=config.max_request_bytes, idle=config.timeouts.client_body
         )
         allowance = config.quotas.prompt_estimate  # an upload is media: its allowance
-        return replace(
-            bodiless(endpoint, model=upload.scanner.value or "", method=method),
+        return bodiless(endpoint, model=upload.scanner.value or "", method=method)._replace(
             prompt_estimate=allowance.per_media + allowance.per_request,
             upload=upload,
             content_type=upload.content_type,
