@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["Origin"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Origin:
+class Origin(NamedTuple):
+    """An engine's base URL, taken apart once. A named tuple: the pool's key, hashed on every
+    request (a dataclass hashes in Python)."""
+
     host: str  # what to connect to (an IPv6 literal without brackets)
     port: int
     tls: bool

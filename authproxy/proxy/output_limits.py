@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from authproxy.errors import BadRequest
 
@@ -85,8 +85,7 @@ RESPONSES = OutputRule(write=(("max_output_tokens",),))
 OLLAMA = OutputRule(write=(("options", "num_predict"),))
 
 
-@dataclass(frozen=True, slots=True)
-class OutputAsk:
+class OutputAsk(NamedTuple):
     """What a body asks for: its limit (None: none given) and how many outputs it makes."""
 
     limit: int | None

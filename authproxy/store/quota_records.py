@@ -13,6 +13,7 @@ crashed replica's leases expire.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "RPM_WINDOW",
@@ -26,9 +27,9 @@ __all__ = [
 RPM_WINDOW = 60.0  # seconds: "requests per minute" is a sliding window of this length
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One calendar window of a token quota (a day or a month), epoch seconds."""
+class Window(NamedTuple):
+    """One calendar window of a token quota (a day or a month), epoch seconds. A named tuple:
+    compared on every admission and settle (a dataclass compares in Python)."""
 
     start: float
     end: float
