@@ -91,9 +91,11 @@ LOGIN_FLOW_COLUMNS = "browser_hash, nonce, code_verifier, next_path, created_at"
 
 
 def values(record: UsageRow | AuditEntry | QuotaOverride) -> tuple[Any, ...]:
-    """A record's fields, in the order of its column list. The records are flat, so no deep
-    copy (``dataclasses.astuple`` copies every value and cost ~20 µs per usage row); one
-    ``attrgetter`` per record type reads them all in one call."""
+    """A record's fields, in the order of its column list. A usage row is a named tuple: it is
+    its values. The others are flat dataclasses, so no deep copy (``dataclasses.astuple``
+    copies every value); one ``attrgetter`` per record type reads them all in one call."""
+    if isinstance(record, UsageRow):
+        return record
     kind = type(record)
     getter = _GETTERS.get(kind)
     if getter is None:

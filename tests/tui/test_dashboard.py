@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from admin_tui import AdminApp, create_app
 from authproxy.admin.service import AdminService
@@ -50,7 +49,7 @@ async def test_refreshes_on_its_own(
         store = await open_store(seeded.config.db_path)
         try:
             row = traffic(seeded.user_ids)[-1]
-            await store.insert_usage([replace(row, request_id="one-more")])
+            await store.insert_usage([row._replace(request_id="one-more")])
         finally:
             await store.close()
         for _ in range(50):

@@ -3,7 +3,7 @@ and what counts as a direct local scrape."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from unittest import mock
 
 import pytest
@@ -48,7 +48,7 @@ def test_users_and_models_past_the_cap_are_counted_as_other() -> None:
     metrics, registry = _metrics(limit=3)
     for i in range(5):
         metrics.request_done(ROW, user=f"u{i}")
-        metrics.request_done(replace(ROW, model=f"m{i}"), user="u0")
+        metrics.request_done(ROW._replace(model=f"m{i}"), user="u0")
     metrics.request_done(ROW, user="u1")  # an early user keeps their own series
     base = {"upstream": "local", "status": "200"}
     assert _requests(registry, user="u0", model="tiny", **base) == 1
@@ -68,7 +68,7 @@ def test_users_and_models_past_the_cap_are_counted_as_other() -> None:
 def test_a_request_is_counted_like_its_usage_row() -> None:
     metrics, registry = _metrics()
     metrics.request_done(ROW, user="alice")
-    metrics.request_done(replace(ROW, stream=False, status=502, prompt_tokens=0), user="alice")
+    metrics.request_done(ROW._replace(stream=False, status=502, prompt_tokens=0), user="alice")
     get = registry.get_sample_value
     assert get("authproxy_tokens_total", {"user": "alice", "model": "tiny", "kind": "prompt"}) == 5
     completion = {"user": "alice", "model": "tiny", "kind": "completion"}
