@@ -164,6 +164,7 @@ class AnswerRelay:
                         if outcome.ttft_ms is None:
                             outcome.ttft_ms = (time.perf_counter() - started) * 1000
                         await out.write(data)
+                        outcome.delivered = relay.done
             tail = relay.finish()
             if tail:
                 await out.write(tail)
@@ -183,7 +184,8 @@ class AnswerRelay:
                 relay.error_event("the engine closed the stream early", "upstream_cut_off")
             )
         except (ConnectionResetError, asyncio.CancelledError):
-            outcome.error = "client_disconnected"
+            if not outcome.delivered:  # else it left with the whole stream: nothing undone
+                outcome.error = "client_disconnected"
             outcome.estimated_completion = relay.content_events
             raise
         finally:
@@ -192,5 +194,6 @@ class AnswerRelay:
         try:
             await out.write_eof()
         except ConnectionResetError:
-            outcome.error = "client_disconnected"
+            if not outcome.delivered:
+                outcome.error = "client_disconnected"
         return out

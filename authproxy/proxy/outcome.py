@@ -19,3 +19,5 @@ class Outcome:
     error: str | None = None
     reached: bool = False  # an engine got the request and may have begun on the prompt
     engine_refused: bool = False  # the engine answered with an error or a redirect: ran nothing
+    # A stream's last event reached the client: a client that leaves after it cut nothing short.
+    delivered: bool = False

@@ -126,7 +126,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _client_closed(outcome: Outcome) -> int:
-    """A request its client abandoned: no error of ours, so not 500 but nginx's 499."""
+    """A request its client abandoned: no error of ours, so not 500 but nginx's 499; unless it
+    had the whole answer already (a stream's last event), and left before the engine's end."""
+    if outcome.delivered:
+        return outcome.status
     outcome.error = outcome.error or "client_closed_request"
     return CLIENT_CLOSED_REQUEST
 

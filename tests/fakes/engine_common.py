@@ -14,7 +14,10 @@ from aiohttp import web
 DEFAULT_COMPLETION_TOKENS = 8
 REDIRECT_LOCATION = "http://127.0.0.1:1/elsewhere"
 FAULTS = frozenset(
-    {"stall", "stall_headers", "500", "503", "error_json", "cutoff", "redirect", "slow_headers"}
+    {
+        *("stall", "stall_headers", "500", "503", "error_json", "cutoff", "redirect"),
+        *("slow_headers", "linger"),
+    }
 )
 
 
@@ -270,6 +273,8 @@ async def run_stream(
             return resp
         for event in tail:
             await _write(request, resp, event)
+        if opts.fault == "linger":  # the last event is out; the stream's end comes `delay` later
+            await asyncio.sleep(opts.delay)
         await resp.write_eof()
     except asyncio.CancelledError:
         state.cancelled_streams += 1  # the middleware counts cancelled_requests

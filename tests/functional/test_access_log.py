@@ -126,3 +126,24 @@ async def test_a_client_that_leaves_mid_stream_is_a_499(
         line = await logs.line(CHAT)
     assert (line["status"], line["error"]) == (499, "client_disconnected")
     assert logs.errors.records == []
+
+
+async def test_a_client_that_leaves_after_the_last_event_was_served_whole(
+    gateway: Gateway, engine: FakeEngine, session: aiohttp.ClientSession
+) -> None:
+    """It read `[DONE]` and hung up while the engine still held the stream's end open (Codex
+    does, once the response is complete): nothing was cut short, so no 499 and no error."""
+    with gateway_logs() as logs:
+        body = chat_body(stream=True, max_tokens=3, fake={"fault": "linger", "delay": 2})
+        resp = await session.post(
+            gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body
+        )
+        assert resp.status == 200
+        await resp.content.readuntil(b"data: [DONE]\n\n")
+        resp.close()
+        line = await logs.line(CHAT)
+    assert (line["status"], line["error"]) == (200, None)
+    assert line["duration_ms"] < 1500  # it ended with the client, not with the engine's linger
+    assert logs.errors.records == []
+    [row] = await gateway.usage(1)
+    assert row.status == 200
