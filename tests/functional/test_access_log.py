@@ -84,6 +84,19 @@ async def _send_half_a_body(gateway: Gateway, path: str, headers: dict[str, str]
         await writer.wait_closed()
 
 
+async def _read_stream_until(
+    session: aiohttp.ClientSession, gateway: Gateway, logs: Logs, body: Any, until: bytes
+) -> dict[str, Any]:
+    """Stream `body` as alice, read up to `until`, hang up; the request's access line."""
+    resp = await session.post(
+        gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body
+    )
+    assert resp.status == 200
+    await resp.content.readuntil(until)
+    resp.close()
+    return await logs.line(CHAT)
+
+
 @pytest.mark.parametrize("path", ["/auth/login", CHAT])
 async def test_a_client_that_hangs_up_mid_body_is_a_499(gateway: Gateway, path: str) -> None:
     with gateway_logs() as logs:
@@ -117,13 +130,7 @@ async def test_a_client_that_leaves_mid_stream_is_a_499(
 ) -> None:
     with gateway_logs() as logs:
         body = chat_body(stream=True, max_tokens=20, fake={"token_delay": 0.2})
-        resp = await session.post(
-            gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body
-        )
-        assert resp.status == 200
-        await resp.content.readuntil(b"\n\n")
-        resp.close()
-        line = await logs.line(CHAT)
+        line = await _read_stream_until(session, gateway, logs, body, b"\n\n")  # one event
     assert (line["status"], line["error"]) == (499, "client_disconnected")
     assert logs.errors.records == []
 
@@ -135,13 +142,7 @@ async def test_a_client_that_leaves_after_the_last_event_was_served_whole(
     does, once the response is complete): nothing was cut short, so no 499 and no error."""
     with gateway_logs() as logs:
         body = chat_body(stream=True, max_tokens=3, fake={"fault": "linger", "delay": 2})
-        resp = await session.post(
-            gateway.url(CHAT), headers=bearer(gateway.accounts.user_key), json=body
-        )
-        assert resp.status == 200
-        await resp.content.readuntil(b"data: [DONE]\n\n")
-        resp.close()
-        line = await logs.line(CHAT)
+        line = await _read_stream_until(session, gateway, logs, body, b"data: [DONE]\n\n")
     assert (line["status"], line["error"]) == (200, None)
     assert line["duration_ms"] < 1500  # it ended with the client, not with the engine's linger
     assert logs.errors.records == []
