@@ -201,9 +201,9 @@ class GatewayMetrics:
             buckets=WAIT_BUCKETS,
         )
         self._queue_wait_children: dict[str, Histogram] = {}
-        self._series: dict[tuple[str, str, str, str], _RequestSeries] = {}
         # The series of each (user, model, upstream, status) as the row has them, so that a
-        # request seen before costs one lookup (the caps and labels are applied once).
+        # request seen before costs one lookup (the caps and labels are applied once; rows
+        # that cap to the same labels get the same children from prometheus-client).
         self._seen: dict[tuple[str, str | None, str | None, int], _RequestSeries] = {}
         self._quota_children: dict[tuple[str, str], Counter] = {}
         self._auth_children: dict[str, Counter] = {}
@@ -222,7 +222,12 @@ class GatewayMetrics:
         seen = (user, row.model, row.upstream, row.status)
         series = self._seen.get(seen)
         if series is None:
-            series = self._series_of(user, row)
+            series = self._bind(
+                self._users(user),
+                self._models(row.model or "unknown"),
+                row.upstream or "none",
+                str(row.status),
+            )
             if len(self._seen) < MAX_SEEN:
                 self._seen[seen] = series
         series.requests.inc()
@@ -234,18 +239,6 @@ class GatewayMetrics:
         # A plain answer's first token comes with its last: only streams say something here.
         if row.stream and row.ttft_ms is not None and row.status < 400:
             series.ttft.observe(row.ttft_ms / 1000)
-
-    def _series_of(self, user: str, row: UsageRow) -> _RequestSeries:
-        key = (
-            self._users(user),
-            self._models(row.model or "unknown"),
-            row.upstream or "none",
-            str(row.status),
-        )
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = self._bind(*key)
-        return series
 
     def _bind(self, user: str, model: str, upstream: str, status: str) -> _RequestSeries:
         return _RequestSeries(
