@@ -184,8 +184,7 @@ class AnswerRelay:
                 relay.error_event("the engine closed the stream early", "upstream_cut_off")
             )
         except (ConnectionResetError, asyncio.CancelledError):
-            if not outcome.delivered:  # else it left with the whole stream: nothing undone
-                outcome.error = "client_disconnected"
+            outcome.client_left()
             outcome.estimated_completion = relay.content_events
             raise
         finally:
@@ -194,6 +193,5 @@ class AnswerRelay:
         try:
             await out.write_eof()
         except ConnectionResetError:
-            if not outcome.delivered:
-                outcome.error = "client_disconnected"
+            outcome.client_left()
         return out

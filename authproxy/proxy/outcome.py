@@ -21,3 +21,9 @@ class Outcome:
     engine_refused: bool = False  # the engine answered with an error or a redirect: ran nothing
     # A stream's last event reached the client: a client that leaves after it cut nothing short.
     delivered: bool = False
+
+    def client_left(self) -> None:
+        """The client went away while the answer was on its way: an error, unless it had the
+        whole stream already."""
+        if not self.delivered:
+            self.error = "client_disconnected"
