@@ -22,7 +22,7 @@ import orjson
 
 from authproxy.errors import BadRequest
 
-__all__ = ["encode", "parse", "show_key"]
+__all__ = ["encode", "parse", "scanner", "show_key"]
 
 
 class _DuplicateKey(Exception):
@@ -60,9 +60,17 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs, parse_constant=_no_constant, parse_float=_finite
 )
-# The decoder's scanner (what ``JSONDecoder.decode`` calls), called directly: JSON's whitespace
-# stripped first, without the two Python frames and two regex matches around it.
-_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(cast(Any, _DECODER))
+
+
+def scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
+    """What ``decoder.decode`` and ``raw_decode`` call: the value at an index of a string, and
+    where it ends (``StopIteration`` if there is none), without their frames around it."""
+    scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(cast(Any, decoder))
+    return scan
+
+
+# JSON's whitespace is stripped first, then the value must fill the rest.
+_scan = scanner(_DECODER)
 _JSON_SPACE = " \t\n\r"
 
 

@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 import json
-import json.scanner
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
+
+from authproxy.proxy.json_body import scanner
 
 __all__ = ["USAGE_KEY", "Dialect", "Tokens", "read_usage", "usage_from_body"]
 
@@ -27,10 +27,7 @@ Dialect = Literal["openai", "anthropic", "responses", "ollama"]
 
 USAGE_KEY = b'"usage"'
 _OLLAMA_KEYS = (b'"prompt_eval_count"', b'"eval_count"')
-# What JSONDecoder.raw_decode calls, without its frame: the value at an index, and its end.
-_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
-    cast(Any, json.JSONDecoder())
-)
+_scan = scanner(json.JSONDecoder())  # the value after a key, without raw_decode's frame
 
 
 @dataclass(slots=True)
