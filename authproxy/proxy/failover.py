@@ -68,9 +68,10 @@ async def forward_with_failover(
     app = request.app
     catalog = app[K.CATALOG]
     forwarder = app[K.FORWARDER]
-    body = for_engine(prepared, catalog.resolve(prepared.model))
+    engine_model = catalog.resolve(prepared.model)
+    body = for_engine(prepared, engine_model)
     if prepared.upload is not None:
-        prepared.upload.with_model(catalog.resolve(prepared.model))
+        prepared.upload.with_model(engine_model)
     # One upstream only: the one holding a stored response, the one an admin path names, or
     # any for an upload (its body is streamed once and cannot be sent again).
     single = prepared.pinned is not None or prepared.upload is not None

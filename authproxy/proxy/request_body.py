@@ -197,8 +197,7 @@ def prepare(endpoint: Endpoint, raw: bytes, *, settings: Quotas) -> PreparedRequ
     if rule is None:  # nothing generated: the client's fields pass as they are
         fixed.update((k, parsed[k]) for k in (*LIMIT_FIELDS, *CHOICE_FIELDS) if k in parsed)
     else:
-        if rule.containers:
-            _check_containers(rule, parsed)
+        _check_containers(rule, parsed)
         ask = read_ask(rule, parsed, max_outputs=settings.max_outputs)
         limit, outputs = ask.limit or settings.default_max_tokens, ask.outputs
         fixed.update(ask.choices)
